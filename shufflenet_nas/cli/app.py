@@ -1,0 +1,48 @@
+"""The root Typer app: every command group registers here."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from shufflenet_nas import __version__
+from shufflenet_nas.cli import catalog
+from shufflenet_nas.cli.common import ErrorHandlingGroup, out
+
+app = typer.Typer(
+    cls=ErrorHandlingGroup,
+    name="shufflenet-nas",
+    help=(
+        "Hardware-aware architecture search over the ShuffleNet V1/V2 design space.\n\n"
+        "FLOPs everywhere mean multiply-adds of conv and linear layers (the papers' convention), "
+        "counted with fvcore and shown as MFLOPs."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"shufflenet-nas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Hardware-aware architecture search over the ShuffleNet V1/V2 design space."""
+
+
+catalog.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="shufflenet-nas")

@@ -1,0 +1,76 @@
+"""What every command shares: consoles, the --json option, argument parsing, error mapping."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from shufflenet_nas.errors import ShuffleNetNASError, UsageError
+from shufflenet_nas.search_spaces import Genotype, resolve_arch
+
+# Data goes to stdout; progress, tables meant for people and diagnostics go to stderr when --json is on.
+# Without a terminal (pipes, CI logs) Rich would wrap tables at 80 columns; allow wide tables instead.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+ArchArgument = Annotated[
+    str,
+    typer.Argument(help="A baseline name (see `baselines`), a genotype string (stem24s4-v2_...) or a JSON file."),
+]
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, nothing else."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def arch_from_argument(arch: str, resolution: int | None = None) -> Genotype:
+    """Resolve ARCH; a bad value is a usage error naming the accepted forms."""
+    try:
+        genotype = resolve_arch(arch)
+        return genotype.with_resolution(resolution) if resolution else genotype
+    except ValueError as error:
+        raise UsageError(f"ARCH: {error}") from None
+
+
+def output_path(path: Path, what: str) -> Path:
+    """Create the parent folder of an output file; a path that cannot be written is a usage error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create the folder for {what} {path}: {error.strerror}; pick another path") from None
+    return path
+
+
+class ErrorHandlingGroup(TyperGroup):
+    """Turns known errors into one line on stderr and an exit code; tracebacks only when debugging."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.TyperException, typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+        except ShuffleNetNASError as error:
+            if os.environ.get("SHUFFLENET_NAS_DEBUG") == "1":
+                raise
+            err.print(f"[red]error:[/red] {error}", highlight=False)
+            raise typer.Exit(error.exit_code) from None
+        except Exception as error:
+            if os.environ.get("SHUFFLENET_NAS_DEBUG") == "1":
+                raise
+            err.print(
+                f"[red]error:[/red] {type(error).__name__}: {error} (set SHUFFLENET_NAS_DEBUG=1 for the traceback)",
+                highlight=False,
+            )
+            raise typer.Exit(1) from None

@@ -1,0 +1,17 @@
+"""One exception root. The CLI turns these into one-line messages and exit codes."""
+
+
+class ShuffleNetNASError(Exception):
+    """A domain error (exit code 1): the input was well-formed but the job cannot be done."""
+
+    exit_code = 1
+
+
+class UsageError(ShuffleNetNASError):
+    """A malformed argument (exit code 2): the message names the value and the accepted forms."""
+
+    exit_code = 2
+
+
+class DeviceUnavailableError(ShuffleNetNASError):
+    """The requested target (GPU, ONNX Runtime) is not available on this machine."""

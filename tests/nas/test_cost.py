@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from shufflenet_nas.nas.cost import _trace_memory, count_cost, fvcore_macs
+from shufflenet_nas.search_spaces import BASELINES, Genotype, build
+
+# Papers' figures the counted MFLOPs must reproduce (paper-tables.md): within 2% for the 1x models of
+# V1 Table 1 and the named models of V1 Table 5 / V2 Table 8; within 5% of V1 Table 2's 38M / 13M levels.
+_SCALED_V1 = [name for name in BASELINES if name.startswith("shufflenet_v1") and ("x0_5" in name or "x0_25" in name)]
+_NAMED = [name for name, b in BASELINES.items() if b.paper_mflops and name not in _SCALED_V1]
+
+
+@pytest.mark.parametrize("name", _NAMED)
+def test_counted_mflops_within_2_percent_of_paper(name: str) -> None:
+    baseline = BASELINES[name]
+    assert count_cost(baseline.genotype).mflops == pytest.approx(baseline.paper_mflops, rel=0.02)
+
+
+@pytest.mark.parametrize("name", _SCALED_V1)
+def test_scaled_v1_within_5_percent_of_table2_level(name: str) -> None:
+    baseline = BASELINES[name]
+    assert count_cost(baseline.genotype).mflops == pytest.approx(baseline.paper_mflops, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("shufflenet_v2_x0_5", 1_366_792),
+        ("shufflenet_v2_x1_0", 2_278_604),
+        ("shufflenet_v2_x1_5", 3_503_624),
+        ("shufflenet_v2_x2_0", 7_393_996),
+        ("shufflenet_v2_x1_0_official", 2_278_760),
+    ],
+)
+def test_v2_parameter_counts_are_exact(name: str, params: int) -> None:
+    genotype = BASELINES[name].genotype
+    assert count_cost(genotype).params == params
+    assert sum(p.numel() for p in build(genotype).parameters()) == params
+
+
+@pytest.mark.parametrize(
+    ("name", "macs"),
+    [
+        ("shufflenet_v2_x0_5", 40_476_448),  # torchvision's metadata
+        ("shufflenet_v2_x1_0", 144_907_992),
+        ("shufflenet_v2_x1_5", 295_759_392),
+        ("shufflenet_v2_x2_0", 583_253_464),
+    ],
+)
+def test_v2_macs_match_torchvision_exactly(name: str, macs: int) -> None:
+    assert count_cost(BASELINES[name].genotype).macs == macs
+
+
+def test_official_v1_counts_match_megvii() -> None:
+    # megvii-model/ShuffleNet-Series: g3 0.5x/1x/1.5x/2x = 37.59 / 137.46 / 292.44 / 524.05 M; g8 1x 138.37 M
+    for name, mflops in [("g3_x0_5", 37.59), ("g3_x1_0", 137.46), ("g3_x1_5", 292.44), ("g3_x2_0", 524.05)]:
+        assert round(count_cost(BASELINES[f"shufflenet_v1_{name}"].genotype).mflops, 2) == mflops
+    assert round(count_cost(BASELINES["shufflenet_v1_g8_x1_0"].genotype).params / 1e6, 3) == 2.434
+
+
+@pytest.mark.parametrize("name", ["shufflenet_v1_g3_x1_0", "shufflenet_v2_x1_0_official", "shufflenet_v2_x2_0_se"])
+def test_part_sum_equals_whole_network_fvcore(name: str) -> None:
+    genotype = BASELINES[name].genotype
+    model = build(genotype).eval()
+    assert count_cost(genotype).macs == fvcore_macs(model, torch.zeros(1, 3, 224, 224))
+
+
+def test_batchnorm_is_not_counted() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)).eval()
+    assert fvcore_macs(model, torch.zeros(1, 3, 10, 10)) == 10 * 10 * 8 * 3 * 9
+
+
+def test_memory_access_of_a_1x1_conv_follows_the_v2_formula() -> None:
+    # V2 paper, guideline 1: MAC = hw(c1 + c2) + c1 c2 for a 1x1 conv; with g groups + c1 c2 / g
+    h = w = 14
+    for c1, c2, g in [(32, 64, 1), (64, 64, 4)]:
+        conv = nn.Conv2d(c1, c2, 1, groups=g, bias=False)
+        memory_access, operators, peak = _trace_memory(conv, torch.zeros(1, c1, h, w))
+        assert memory_access == h * w * (c1 + c2) + c1 * c2 // g
+        assert operators == 1
+        assert peak == 4 * h * w * (c1 + c2)
+
+
+def test_cost_reflects_the_v2_guidelines(tiny_v2: Genotype) -> None:
+    v2 = count_cost(BASELINES["shufflenet_v2_x1_0"].genotype)
+    v1 = count_cost(BASELINES["shufflenet_v1_g8_x1_0"].genotype)
+    assert v1.macs < v2.macs * 1.0 and v1.memory_access > v2.memory_access  # G2: groups raise MAC
+    small = count_cost(tiny_v2)
+    assert 0 < small.macs < v2.macs and small.operators > 0 and small.peak_activation_bytes > 0

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shufflenet_nas.search_spaces import BASELINES, Genotype, SearchSpace, StageGene, resolve_arch
+
+
+def _sampled_genotype(seed: int, families: tuple[str, ...]) -> Genotype:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    return SearchSpace(families=families, budget_mflops=100, resolution=64).sample(study.ask())
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), families=st.sampled_from([("v1",), ("v2",), ("v1", "v2")]))
+def test_string_and_json_round_trip_exactly(seed: int, families: tuple[str, ...]) -> None:
+    genotype = _sampled_genotype(seed, families)
+    assert Genotype.from_string(genotype.to_string()) == genotype
+    assert Genotype.from_json(genotype.to_json()) == genotype
+    assert Genotype.from_string(genotype.to_string()).arch_id == genotype.arch_id
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_every_baseline_round_trips(name: str) -> None:
+    genotype = BASELINES[name].genotype
+    assert Genotype.from_string(str(genotype)) == genotype
+    assert Genotype.from_dict(json.loads(genotype.to_json())) == genotype
+
+
+def test_canonical_string_is_readable() -> None:
+    assert str(BASELINES["shufflenet_v2_x1_0"].genotype) == (
+        "stem24s4-v2_n4_c116_g1_r0.5_k3-v2_n8_c232_g1_r0.5_k3-v2_n4_c464_g1_r0.5_k3"
+        "-head1024-down_tv-fc_bias-in224-cls1000"
+    )
+    assert str(BASELINES["shufflenet_v1_g3_x1_0"].genotype).startswith("stem24s4-v1_n4_c240_g3_k3_res-")
+
+
+def test_arch_id_is_a_short_content_hash() -> None:
+    a = BASELINES["shufflenet_v2_x1_0"].genotype
+    assert len(a.arch_id) == 12
+    assert a.arch_id == Genotype.from_string(str(a)).arch_id
+    assert a.arch_id != a.with_resolution(160).arch_id
+
+
+def test_short_strings_take_defaults() -> None:
+    genotype = Genotype.from_string("stem24-v2_n4_c116-v2_n8_c232-v2_n4_c464")
+    assert genotype == BASELINES["shufflenet_v2_x1_0"].genotype
+
+
+def _v1(c: int, groups: int = 3) -> StageGene:
+    return StageGene("v1", 2, c, groups=groups, residual=True)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Genotype(24, ()), "no stages"),
+        (lambda: Genotype(24, (_v1(233, 8),)), "stage 2: 233 channels not divisible by groups=8"),
+        (lambda: Genotype(24, (StageGene("v2", 2, 117),)), "stage 2: 117 channels is odd"),
+        (lambda: Genotype(240, (_v1(240),)), "stride-2 v1 unit needs more out channels than in channels"),
+        (
+            lambda: Genotype(25, (_v1(240),)),
+            "stride-2 branch of 215 channels (out 240 - in 25) not divisible by groups=3",
+        ),
+        (lambda: Genotype(24, (_v1(60), _v1(480, 8))), "stage 3: stride-2 branch of 420 channels (out 480 - in 60)"),
+        (lambda: Genotype(24, (StageGene("v2", 2, 116, split_ratio=0.3),)), "split ratio 0.3 of 116 channels"),
+        (lambda: Genotype(24, (StageGene("v2", 2, 116, split_ratio=1.0),)), "strictly between 0 and 1"),
+        (lambda: Genotype(24, (StageGene("v1", 2, 240, groups=3, split_ratio=0.25),)), "applies to v2 units only"),
+        (lambda: Genotype(24, (StageGene("v2", 2, 116, kernel=4),)), "stage 2: kernel 4 not supported"),
+        (lambda: Genotype(24, (StageGene("v2", 0, 116),)), "stage 2: 0 repeats"),
+        (lambda: Genotype(24, (StageGene("v3", 2, 116),)), "unit type 'v3' unknown"),  # type: ignore[arg-type]
+        (lambda: Genotype(24, (StageGene("v2", 2, 116),), stem_stride=3), "stem: stride 3 not supported"),
+        (lambda: Genotype(24, (StageGene("v2", 2, 116),) * 3, resolution=16), "input resolution 16 is too small"),
+        (lambda: Genotype(24, (StageGene("v2", 2, 16),), downsample="official"), "official stride-2 v2 unit"),
+        (
+            lambda: Genotype(24, (StageGene("v2", 2, 116, groups=4),)),
+            "stage 2: branch of 58 channels not divisible by groups=4",
+        ),
+        (lambda: Genotype(24, (StageGene("v2", 2, 118, groups=4),)), "stage 2: 118 channels not divisible by groups=4"),
+        (lambda: Genotype.from_string("stem24s4-v2_n4_c116_z3"), "unknown token 'z3'"),
+        (lambda: Genotype.from_string("v2_n4_c116"), "genotype must start with stem"),
+        (lambda: Genotype.from_string("stem24-v2_n4"), "missing out_channels"),
+        (lambda: Genotype.from_string("stem24-v2_n4_c116-tail"), "unknown genotype section 'tail'"),
+        (lambda: Genotype.from_json("{not json"), "not valid JSON"),
+        (lambda: Genotype.from_json('{"stem_channels": 24}'), "does not match the schema"),
+    ],
+)
+def test_invalid_genotypes_are_rejected_with_the_values(build, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError) as error:
+        build()
+    assert message in str(error.value)
+
+
+def test_resolve_arch_accepts_name_string_json_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    genotype = BASELINES["shufflenet_v1_g8_x1_0"].genotype
+    path = tmp_path / "arch.json"
+    path.write_text(genotype.to_json())
+    wrapped = tmp_path / "wrapped.json"
+    wrapped.write_text(json.dumps({"genotype": str(genotype), "mflops": 1.0}))
+    assert resolve_arch("shufflenet_v1_g8_x1_0") == genotype
+    assert resolve_arch(str(genotype)) == genotype
+    assert resolve_arch(path) == genotype
+    assert resolve_arch(str(wrapped)) == genotype
+    with pytest.raises(ValueError, match="does not exist"):
+        resolve_arch(str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match="not a baseline name"):
+        resolve_arch("resnet50")
