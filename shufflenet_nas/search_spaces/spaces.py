@@ -22,7 +22,7 @@ KERNELS = (3, 5, 7)
 # Widths of the papers' 1x models (V1 g3, V2) that the ranges are centred on at 146 MFLOPs.
 _REFERENCE_WIDTHS = {"v1": (240, 480, 960), "v2": (116, 232, 464)}
 _REFERENCE_MFLOPS = 146.0
-_DEPTHS = ((2, 6), (4, 12), (2, 6))
+_DEPTHS = ((2, 6), (4, 10), (2, 6))
 _STEM_RANGE = (8, 32)
 _HEAD_RANGE = (512, 1536)
 
@@ -80,9 +80,9 @@ class SearchSpace:
         return math.sqrt(self.budget_mflops / _REFERENCE_MFLOPS * pixels)
 
     def width_range(self, family: str, stage: int) -> tuple[int, int]:
-        """Sampling range of a stage's width (before rounding): 0.5x to 1.6x of the scaled 1x width."""
+        """Sampling range of a stage's width (before rounding): 0.45x to 1.3x of the scaled 1x width."""
         reference = _REFERENCE_WIDTHS[family][stage] * self.width_scale
-        return max(8, int(reference * 0.5)), max(16, int(reference * 1.6))
+        return max(8, int(reference * 0.45)), max(16, int(reference * 1.3))
 
     def dimensions(self) -> list[Dimension]:
         """Every dimension with its range, in sampling order."""

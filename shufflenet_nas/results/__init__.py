@@ -1,0 +1,1 @@
+"""Turning a study into artifacts: summaries, Pareto fronts, reports."""

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from typer.testing import CliRunner
+
+from shufflenet_nas.cli.app import app
+
+runner = CliRunner()
+TINY = [
+    "--target",
+    "cpu",
+    "--budget",
+    "12M",
+    "--resolution",
+    "32",
+    "--proxy",
+    "params",
+    "--threads",
+    "1",
+    "--max-time",
+    "0.02",
+    "--seed",
+    "0",
+]
+
+
+def test_search_then_show(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["search", *TINY, "--n-trials", "6", "--results-dir", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["study"] == "cpu-12M-mixed" and data["counts"]["trials"] == 6
+    assert data["pareto"] and set(data["best"]) <= {"V1-style", "V2-style"}
+    study_dir = tmp_path / "cpu-12M-mixed"
+    assert json.loads((study_dir / "pareto.json").read_text())["pareto"] == data["pareto"]
+    assert "| trial | family |" in (study_dir / "summary.md").read_text()
+    shown = runner.invoke(app, ["show", str(study_dir)])
+    assert shown.exit_code == 0 and "Pareto front" in shown.output and "best " in shown.output
+    by_storage = runner.invoke(app, ["show", "--storage", f"sqlite:///{study_dir / 'study.db'}", "--json"])
+    assert json.loads(by_storage.stdout)["pareto"] == data["pareto"]
+
+
+def test_search_errors_are_one_line(tmp_path: Path) -> None:
+    no_gpu = runner.invoke(app, ["search", "--target", "gpu", "--results-dir", str(tmp_path)])
+    assert no_gpu.exit_code == 1 and len(no_gpu.output.strip().splitlines()) == 1 and "GPU" in no_gpu.output
+    bad_budget = runner.invoke(app, ["search", "--budget", "146MB", "--results-dir", str(tmp_path)])
+    assert bad_budget.exit_code == 2 and "146MFLOPs" in bad_budget.output
+    bad_proxy = runner.invoke(app, ["search", "--proxy", "train", "--results-dir", str(tmp_path)])
+    assert bad_proxy.exit_code == 2 and "--data" in bad_proxy.output
+    missing = runner.invoke(app, ["show", str(tmp_path / "nothing")])
+    assert missing.exit_code == 2 and "study.db" in missing.output
+    assert not (tmp_path / "cpu-146M-mixed").exists()
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_results(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "shufflenet_nas",
+        "search",
+        *TINY,
+        "--n-trials",
+        "10000",
+        "--study",
+        "sigint",
+        "--results-dir",
+        str(tmp_path),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"}
+    )
+    storage = f"sqlite:///{tmp_path / 'sigint' / 'study.db'}"
+    deadline = time.monotonic() + 120
+    complete = 0
+    while complete < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+        try:
+            trials = optuna.load_study(study_name="sigint", storage=storage).trials
+        except Exception:  # the study does not exist yet
+            continue
+        complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert complete >= 3, "the search did not get going"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert "Pareto front" in stdout
+    trials = optuna.load_study(study_name="sigint", storage=storage).trials
+    states = [t.state for t in trials]
+    waiting = optuna.trial.TrialState.WAITING  # seeded baselines not reached yet run when the study resumes
+    assert set(states) <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, waiting}
+    assert states.count(optuna.trial.TrialState.FAIL) <= 1 and states.count(optuna.trial.TrialState.COMPLETE) >= 3
+    assert (tmp_path / "sigint" / "pareto.json").is_file()

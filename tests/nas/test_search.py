@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from shufflenet_nas.errors import UsageError
+from shufflenet_nas.nas import search as search_module
+from shufflenet_nas.nas.cost import count_cost
+from shufflenet_nas.nas.latency import MeasureConfig
+from shufflenet_nas.nas.search import SearchConfig, baseline_genotype, fitting_baselines, mnasnet_reward, run_search
+from shufflenet_nas.results.summary import summarise
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+FAST = MeasureConfig(target="cpu", threads=1, max_time_s=0.02, rel_precision=0.2)
+
+
+def tiny_config(tmp_path: Path, **overrides: object) -> SearchConfig:
+    values: dict[str, object] = {
+        "study_name": "tiny",
+        "budget_flops": 12e6,
+        "measure": FAST,
+        "resolution": 32,
+        "num_classes": 10,
+        "proxy": "params",
+        "seed": 0,
+        "results_dir": tmp_path,
+    }
+    values.update(overrides)
+    return SearchConfig(**values)  # type: ignore[arg-type]
+
+
+def test_baselines_that_fit_are_seeded_first(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path)
+    names = fitting_baselines(config)
+    assert names  # at 32 px some paper models fit 12 MFLOPs
+    for name in names:
+        assert count_cost(baseline_genotype(name, config)).macs <= config.budget_flops
+    lines = [name.rsplit("_x", 1)[0] for name in names]
+    assert len(lines) == len(set(lines))  # one model per paper line: the widest that fits
+    study = run_search(config, n_trials=len(names) + 2, timeout=None)
+    first = study.trials[: len(names)]
+    assert [t.user_attrs["baseline"] for t in first] == names
+    assert all(t.user_attrs["genotype"] == str(baseline_genotype(t.user_attrs["baseline"], config)) for t in first)
+
+
+def test_over_budget_trials_are_infeasible_and_cost_no_measurement(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    measured: list[str] = []
+    real = search_module.measure_latency
+
+    def counting(genotype, config):  # type: ignore[no-untyped-def]
+        measured.append(genotype.arch_id)
+        return real(genotype, config)
+
+    monkeypatch.setattr(search_module, "measure_latency", counting)
+    config = tiny_config(tmp_path, budget_flops=4e6, seed_baselines=False, sampler="random")
+    study = run_search(config, n_trials=12, timeout=None)
+    over = [t for t in study.trials if not t.user_attrs["feasible"]]
+    within = [t for t in study.trials if t.user_attrs["feasible"]]
+    assert over and within
+    for trial in over:
+        assert trial.constraints["mflops_over_budget"] > 0
+        assert "latency_ms" not in trial.user_attrs and trial.user_attrs["arch_id"] not in measured
+    assert all(t.constraints["mflops_over_budget"] <= 0 for t in within)
+    assert len(measured) == len({t.user_attrs["arch_id"] for t in within})
+    summary = summarise(study)
+    reported = {row.number for row in summary.pareto + summary.trials}
+    assert reported.isdisjoint(t.number for t in over)
+    assert summary.counts["over budget"] == len(over)
+
+
+def test_identical_architectures_are_evaluated_once(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    calls: list[str] = []
+    real = search_module.measure_latency
+    monkeypatch.setattr(search_module, "measure_latency", lambda g, c: calls.append(g.arch_id) or real(g, c))
+    config = tiny_config(tmp_path, seed_baselines=False)
+    config.study_dir.mkdir()
+    study = optuna.create_study(storage=config.storage_url, study_name="tiny", directions=["minimize", "maximize"])
+    study.enqueue_trial({}, user_attrs={"baseline": "shufflenet_v2_x0_5"})
+    study.enqueue_trial({}, user_attrs={"baseline": "shufflenet_v2_x0_5"})
+    finished = run_search(config, n_trials=2, timeout=None)
+    a, b = finished.trials[:2]
+    assert a.user_attrs["arch_id"] == b.user_attrs["arch_id"]
+    assert a.values == b.values and a.user_attrs["latency"] == b.user_attrs["latency"]
+    assert calls.count(a.user_attrs["arch_id"]) == 1
+
+
+def test_resume_adds_trials_and_refuses_other_settings(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, seed_baselines=False)
+    run_search(config, n_trials=3, timeout=None)
+    study = run_search(config, n_trials=2, timeout=None)
+    assert len(study.trials) == 5
+    assert (tmp_path / "tiny" / "study.db").is_file()
+    with pytest.raises(UsageError, match=r"budget_mflops=12.0 \(now 20.0\)"):
+        run_search(tiny_config(tmp_path, budget_flops=20e6), n_trials=1, timeout=None)
+
+
+def test_user_attributes_are_readable_through_optuna(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, proxy="naswot")
+    run_search(config, n_trials=3, timeout=None)
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny' / 'study.db'}")
+    trial = next(t for t in study.trials if t.user_attrs.get("feasible"))
+    attrs = trial.user_attrs
+    assert {"genotype", "arch_id", "family", "mflops", "params", "memory_access", "operators"} <= attrs.keys()
+    assert attrs["family"] in ("V1-style", "V2-style")
+    assert attrs["latency"]["median_ms"] == attrs["latency_ms"] > 0
+    assert {"device", "torch", "threads", "batch", "dtype", "runtime", "resolution"} <= attrs["latency"].keys()
+    assert attrs["proxies"]["naswot"] == attrs["proxy"] == trial.values[1]
+    assert study.user_attrs["target"] == "cpu" and study.user_attrs["budget_mflops"] == 12.0
+    assert study.directions == [optuna.study.StudyDirection.MINIMIZE, optuna.study.StudyDirection.MAXIMIZE]
+
+
+def test_lut_search_remeasures_its_front(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from shufflenet_nas.results.summary import remeasure_front
+
+    monkeypatch.setenv("SHUFFLENET_NAS_CACHE_DIR", str(tmp_path / "lut"))
+    config = tiny_config(tmp_path, latency_mode="lut", sampler="random")
+    study = run_search(config, n_trials=6, timeout=None)
+    assert {t.user_attrs.get("latency_source") for t in study.trials if "latency_ms" in t.user_attrs} == {"lut"}
+    assert remeasure_front(study, FAST) > 0
+    summary = summarise(study)
+    assert all(row.latency_source == "re-measured" for row in summary.pareto)
+
+
+def test_reward_objective(tmp_path: Path) -> None:
+    assert mnasnet_reward(0.7, 2.0, 2.0) == pytest.approx(0.7)
+    assert mnasnet_reward(0.7, 4.0, 2.0) == pytest.approx(0.7 * 2**-0.07)
+    with pytest.raises(UsageError, match="--latency-target"):
+        tiny_config(tmp_path, objective="reward")
+    study = run_search(tiny_config(tmp_path, objective="reward", latency_target_ms=1.0), n_trials=3, timeout=None)
+    assert len(study.directions) == 1
+    assert summarise(study).best
+
+
+@pytest.mark.parametrize(("field", "value"), [("family", "v3"), ("sampler", "cmaes"), ("latency_mode", "guess")])
+def test_bad_choices_are_usage_errors(tmp_path: Path, field: str, value: str) -> None:
+    with pytest.raises(UsageError, match=value):
+        tiny_config(tmp_path, **{field: value})
