@@ -226,7 +226,8 @@ def _render(summary: StudySummary, json_output: bool, all_trials: bool = False) 
             saved = (1 - row.latency_ms / reference.latency_ms) * 100
             versus = (
                 f" · {saved:+.1f}% lower latency than {reference.baseline} "
-                f"({row.latency_ms:.3f} vs {reference.latency_ms:.3f} ms; proxy {row.proxy:.4g} vs {reference.proxy:.4g})"
+                f"({row.latency_ms:.3f} vs {reference.latency_ms:.3f} ms; "
+                f"proxy {row.proxy:.4g} vs {reference.proxy:.4g})"
             )
         out.print(f"[bold]best {family}[/bold] trial {row.number}{versus}", highlight=False)
         out.print(f"  {row.genotype}", highlight=False)
