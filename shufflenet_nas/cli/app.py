@@ -8,6 +8,7 @@ import typer
 
 from shufflenet_nas import __version__
 from shufflenet_nas.cli import catalog
+from shufflenet_nas.cli import measure as measure_commands
 from shufflenet_nas.cli.common import ErrorHandlingGroup, out
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ def root(
 
 
 catalog.register(app)
+measure_commands.register(app)
 
 
 def main() -> None:

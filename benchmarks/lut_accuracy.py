@@ -1,0 +1,85 @@
+"""Latency-table accuracy: predicted vs measured latency of random architectures, and predict vs measure time.
+
+    python benchmarks/lut_accuracy.py [--target cpu] [--samples 30] [--resolution 224] [--budget 146MFLOPs]
+
+Starts from an empty table (a temporary directory unless --cache-dir is given), calibrates it on a few random
+networks (seed 0), then predicts and measures SAMPLES other random networks (seed 1), filling missing parts
+on the way. Target on cpu: >= 95% of 30 networks within +-10% of measured, a cached prediction under 1 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from shufflenet_nas.nas.latency import MeasureConfig
+from shufflenet_nas.nas.lut import CALIBRATION_NETWORKS, Evaluation, LatencyTable, compare, sample_architectures
+from shufflenet_nas.search_spaces import SearchSpace
+from shufflenet_nas.units import parse_flops
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", default="cpu")
+    parser.add_argument("--runtime", default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--calibration", type=int, default=CALIBRATION_NETWORKS)
+    parser.add_argument("--resolution", type=int, default=224)
+    parser.add_argument("--budget", default="146MFLOPs")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-time", type=float, default=2.0, help="time cap per measurement, seconds")
+    parser.add_argument("--precision", type=float, default=0.005, help="target CI half-width of each median")
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    args = parser.parse_args()
+
+    config = MeasureConfig(
+        args.target, threads=args.threads, runtime=args.runtime, max_time_s=args.max_time, rel_precision=args.precision
+    )
+    space = SearchSpace(budget_mflops=parse_flops(args.budget) / 1e6, resolution=args.resolution)
+    with tempfile.TemporaryDirectory() as scratch:
+        table = LatencyTable.open(config, args.cache_dir or Path(scratch))
+        begin = time.perf_counter()
+        calibration_set = sample_architectures(space, args.calibration, seed=0)
+        fit = table.calibrate(calibration_set)
+        print(
+            f"calibrated on {len(calibration_set)} networks in {time.perf_counter() - begin:.0f} s: "
+            f"predicted = {fit.intercept:.3f} ms + {fit.slope:.4f} x sum of parts ({len(table)} parts)",
+            flush=True,
+        )
+        seen = {g.arch_id for g in calibration_set}
+        candidates = sample_architectures(space, args.samples + len(seen), seed=args.seed)
+        genotypes = [g for g in candidates if g.arch_id not in seen][: args.samples]
+        comparisons = []
+        for index, genotype in enumerate(genotypes, start=1):
+            before = len(table)
+            result = compare(table, genotype)
+            comparisons.append(result)
+            print(
+                f"{index:3d} {genotype.arch_id} {genotype.family:9s} predicted {result.predicted_ms:8.3f} ms  "
+                f"measured {result.measured_ms:8.3f} ms  error {result.error:+7.2%}  "
+                f"({len(table) - before} new parts)",
+                flush=True,
+            )
+        summary = Evaluation.of(comparisons)
+        predict_us = np.array([c.predict_s for c in comparisons]) * 1e6
+    print(
+        f"\n{config.target} / {config.resolved_runtime}, {config.resolved_threads} threads, batch 1, fp32, "
+        f"{args.resolution}px, {len(table)} parts in the table"
+    )
+    print(
+        f"{summary.networks} networks: within ±10% {summary.within_10:.0%}, within ±5% {summary.within_5:.0%}, "
+        f"MAPE {summary.mape:.2f}%"
+    )
+    print(
+        f"predict (all parts cached): mean {predict_us.mean():.0f} us, max {predict_us.max():.0f} us; "
+        f"measure: mean {summary.measure_s:.2f} s per network ({summary.measure_s * 1e3 / summary.predict_ms:,.0f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()

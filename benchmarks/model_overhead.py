@@ -1,0 +1,131 @@
+"""Framework overhead: the project's ShuffleNet V2 1.0x vs a plain implementation of the same network.
+
+    python benchmarks/model_overhead.py [--target cpu] [--rounds 5] [--threads N]
+
+The plain model below is written torchvision-style and imports nothing from the project's blocks; the project's
+weights are copied into it and the outputs compared, so both are provably the same network. Both are timed
+with the same harness in alternating rounds of one process; the figure is the ratio of the medians over
+rounds (project / plain). The project's model must not be slower (ratio <= 1, within noise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+from torch import nn
+
+from shufflenet_nas.nas.latency import MeasureConfig, measure_module
+from shufflenet_nas.search_spaces import build, resolve_arch
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    batch, channels, height, width = x.size()
+    x = x.view(batch, groups, channels // groups, height, width)
+    x = torch.transpose(x, 1, 2).contiguous()
+    return x.view(batch, -1, height, width)
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, inp: int, oup: int, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        branch = oup // 2
+        if stride > 1:
+            self.branch1 = nn.Sequential(
+                nn.Conv2d(inp, inp, 3, stride, 1, groups=inp, bias=False),
+                nn.BatchNorm2d(inp),
+                nn.Conv2d(inp, branch, 1, 1, 0, bias=False),
+                nn.BatchNorm2d(branch),
+                nn.ReLU(inplace=True),
+            )
+        else:
+            self.branch1 = nn.Sequential()
+        self.branch2 = nn.Sequential(
+            nn.Conv2d(inp if stride > 1 else branch, branch, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(branch),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(branch, branch, 3, stride, 1, groups=branch, bias=False),
+            nn.BatchNorm2d(branch),
+            nn.Conv2d(branch, branch, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(branch),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        return channel_shuffle(out, 2)
+
+
+class PlainShuffleNetV2(nn.Module):
+    def __init__(self, repeats: tuple[int, ...] = (4, 8, 4), channels: tuple[int, ...] = (24, 116, 232, 464, 1024)):
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(3, channels[0], 3, 2, 1, bias=False), nn.BatchNorm2d(channels[0]))
+        self.conv1.append(nn.ReLU(inplace=True))
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        inp = channels[0]
+        stages = []
+        for count, oup in zip(repeats, channels[1:4], strict=True):
+            stages.append(
+                nn.Sequential(InvertedResidual(inp, oup, 2), *(InvertedResidual(oup, oup, 1) for _ in range(count - 1)))
+            )
+            inp = oup
+        self.stage2, self.stage3, self.stage4 = stages
+        self.conv5 = nn.Sequential(
+            nn.Conv2d(inp, channels[-1], 1, 1, 0, bias=False), nn.BatchNorm2d(channels[-1]), nn.ReLU(inplace=True)
+        )
+        self.fc = nn.Linear(channels[-1], 1000)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.conv1(x))
+        x = self.stage4(self.stage3(self.stage2(x)))
+        return self.fc(self.conv5(x).mean([2, 3]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", default="cpu")
+    parser.add_argument("--runtime", default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--max-time", type=float, default=3.0, help="time cap per measurement, seconds")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    project = build(resolve_arch("shufflenet_v2_x1_0")).eval()
+    plain = PlainShuffleNetV2().eval()
+    tensors = [*project.state_dict().values()]
+    plain.load_state_dict(dict(zip(plain.state_dict(), tensors, strict=True)))
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        difference = (project(x) - plain(x)).abs().max().item()
+    params = sum(p.numel() for p in plain.parameters())
+    print(f"same network: {params:,} parameters each, max output difference {difference:.2e}")
+
+    config = MeasureConfig(args.target, threads=args.threads, runtime=args.runtime, max_time_s=args.max_time)
+    medians: dict[str, list[float]] = {"project": [], "plain": []}
+    for index in range(args.rounds):
+        order = ("project", "plain") if index % 2 == 0 else ("plain", "project")
+        for name in order:
+            model = project if name == "project" else plain
+            medians[name].append(measure_module(model, (3, 224, 224), config).median_ms)
+        print(
+            f"round {index + 1}: project {medians['project'][-1]:.3f} ms, plain {medians['plain'][-1]:.3f} ms",
+            flush=True,
+        )
+    project_ms, plain_ms = statistics.median(medians["project"]), statistics.median(medians["plain"])
+    ratio = project_ms / plain_ms
+    verdict = "not slower" if ratio <= 1.02 else "SLOWER than the plain implementation"
+    print(
+        f"\n{config.target} / {config.resolved_runtime}, {config.resolved_threads} threads, batch 1, fp32, 224x224: "
+        f"project {project_ms:.3f} ms vs plain {plain_ms:.3f} ms; ratio {ratio:.3f} ({verdict})"
+    )
+
+
+if __name__ == "__main__":
+    main()

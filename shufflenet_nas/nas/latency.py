@@ -1,0 +1,492 @@
+"""On-device latency you can trust: CPU (PyTorch eager), CUDA GPU (CUDA-graph replay or eager), ONNX Runtime.
+
+How a measurement runs (``measure_latency`` / ``measure_module``):
+
+- the module is put in eval mode under ``torch.inference_mode``, cast to the dtype, moved to the device and,
+  where it helps (CPU eager; GPU with fp16/bf16), converted to channels-last;
+- CPU intra-op threads are set explicitly (``threads``; default: the physical cores this process may run on)
+  and restored afterwards; ONNX Runtime gets the same count as ``intra_op_num_threads``;
+- warm-up runs until the median of the last 5 runs stops improving (at most a quarter of the time cap);
+- timed runs (CUDA events on the GPU, ``perf_counter_ns`` elsewhere; garbage collection paused) repeat until
+  the 95% confidence interval of the median (order statistics, distribution-free) is within
+  ``rel_precision`` of it, or the time cap ``max_time_s`` is reached;
+- the figures are outlier-robust: median, 10th / 90th percentiles, and ``cv``, the robust coefficient of
+  variation of single runs (1.4826 * median absolute deviation / median).
+
+Every result carries its provenance (device, torch version, threads, batch, dtype, runtime, resolution, ...).
+On the GPU the default runtime is CUDA-graph replay: eager batch-1 timing there is set by kernel-launch
+overhead and is noisy (see shared/reference/gpu-anchors-h200.md). ``isolate=True`` runs each measurement in a
+spawned child process, so a CUDA OOM or a sticky CUDA error cannot poison the next measurement.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import io
+import math
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from shufflenet_nas.errors import DeviceUnavailableError, ShuffleNetNASError, UsageError
+from shufflenet_nas.search_spaces.builder import build
+from shufflenet_nas.search_spaces.genotype import Genotype
+
+TARGETS: tuple[str, ...] = ("cpu", "gpu", "onnxruntime")
+DTYPES: tuple[str, ...] = ("fp32", "fp16", "bf16")
+# Runtimes per target; the first is the default.
+RUNTIMES: dict[str, tuple[str, ...]] = {
+    "cpu": ("eager",),
+    "gpu": ("cudagraph", "eager"),
+    "onnxruntime": ("onnxruntime",),
+}
+# fp16 on CPU eager is slow emulation in most PyTorch CPU kernels; ONNX Runtime's CPU provider runs fp32.
+SUPPORTED_DTYPES: dict[str, tuple[str, ...]] = {"cpu": ("fp32", "bf16"), "gpu": DTYPES, "onnxruntime": ("fp32",)}
+TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+WARMUP_WINDOW = 5  # runs per warm-up window
+WARMUP_SHARE = 0.25  # at most this share of the time cap goes to warm-up
+MIN_RUNS = 5  # timed runs even when the time cap is reached
+MIN_PRECISION_RUNS = 10  # before the median's confidence interval is trusted
+MAX_RUNS = 20_000
+
+
+def default_threads() -> int:
+    """Physical cores this process may run on (hyper-threads of one core count once)."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topology / "physical_package_id").read_text(), (topology / "core_id").read_text()))
+        except OSError:
+            cores.add(("cpu", str(cpu)))
+    return max(1, len(cores))
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """How to measure: target, batch, dtype, threads, runtime, time cap and precision.
+
+    ``threads=None`` means ``default_threads()`` (the physical cores); ``runtime=None`` means the target's
+    default: ``eager`` on cpu, ``cudagraph`` on gpu, ``onnxruntime`` for onnxruntime. ``max_time_s`` caps one
+    measurement (warm-up and timed runs, not the model build); ``rel_precision`` is the relative half-width of
+    the median's 95% confidence interval at which timing stops early. Invalid combinations raise
+    ``UsageError`` at construction (e.g. fp16 on cpu).
+    """
+
+    target: str = "cpu"
+    batch: int = 1
+    dtype: str = "fp32"
+    threads: int | None = None
+    runtime: str | None = None
+    max_time_s: float = 10.0
+    rel_precision: float = 0.005
+    isolate: bool = False
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise UsageError(f"--target {self.target!r} unknown; use one of {', '.join(TARGETS)}")
+        if self.dtype not in DTYPES:
+            raise UsageError(f"--dtype {self.dtype!r} unknown; use one of {', '.join(DTYPES)}")
+        runtimes = RUNTIMES[self.target]
+        if self.runtime is not None and self.runtime not in runtimes:
+            raise UsageError(
+                f"--runtime {self.runtime} does not run on --target {self.target}; use {' or '.join(runtimes)}"
+            )
+        supported = SUPPORTED_DTYPES[self.target]
+        if self.dtype not in supported:
+            raise UsageError(
+                f"--dtype {self.dtype} is not supported on --target {self.target}; use {' or '.join(supported)}"
+                + (" (or --target gpu)" if self.dtype == "fp16" else "")
+            )
+        if self.batch < 1:
+            raise UsageError(f"--batch {self.batch}: need at least 1")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"--threads {self.threads}: need at least 1 (or leave it out for the physical cores)")
+        if self.max_time_s <= 0:
+            raise UsageError(f"--max-time {self.max_time_s}: need a positive number of seconds")
+        if not 0 < self.rel_precision < 1:
+            raise UsageError(f"--precision {self.rel_precision}: need a fraction between 0 and 1, e.g. 0.01")
+
+    @property
+    def resolved_runtime(self) -> str:
+        return self.runtime or RUNTIMES[self.target][0]
+
+    @property
+    def resolved_threads(self) -> int:
+        return self.threads or default_threads()
+
+    @property
+    def channels_last(self) -> bool:
+        """Channels-last where it helps: CPU eager (oneDNN), GPU with fp16/bf16 (tensor cores)."""
+        return self.target == "cpu" or (self.target == "gpu" and self.dtype != "fp32")
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Outlier-robust summary of single-run times in ms."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    cv: float  # 1.4826 * MAD / median: the robust coefficient of variation of single runs
+    ci_rel: float  # half-width of the median's 95% confidence interval, relative to the median
+    runs: int
+
+
+def median_ci_rel(times_ms: Sequence[float]) -> float:
+    """Relative half-width of the distribution-free 95% confidence interval of the median (order statistics)."""
+    ordered = np.sort(np.asarray(times_ms, dtype=float))
+    n = len(ordered)
+    spread = 1.96 * math.sqrt(n) / 2
+    low = max(0, math.floor(n / 2 - spread))
+    high = min(n - 1, math.ceil(n / 2 + spread))
+    return float((ordered[high] - ordered[low]) / 2 / np.median(ordered))
+
+
+def summarize(times_ms: Sequence[float]) -> Stats:
+    """Median, 10th / 90th percentiles, robust CV and the median's relative confidence half-width."""
+    if not times_ms:
+        raise ValueError("no timed runs to summarize")
+    times = np.asarray(times_ms, dtype=float)
+    p10, median, p90 = (float(value) for value in np.percentile(times, [10, 50, 90]))
+    mad = float(np.median(np.abs(times - median)))
+    return Stats(median, p10, p90, 1.4826 * mad / median, median_ci_rel(times), len(times))
+
+
+def sample_times(step: Callable[[], float], max_time_s: float, rel_precision: float) -> tuple[list[float], int, str]:
+    """Warm up, then time ``step`` (which returns one run's ms) until precise or out of time.
+
+    Returns the timed runs, the number of warm-up runs and why timing stopped (precision, time, max_runs).
+    """
+    start = time.perf_counter()
+    warmup_deadline = start + WARMUP_SHARE * max_time_s
+    deadline = start + max_time_s
+    warmup: list[float] = []
+    while True:
+        warmup.append(step())
+        if len(warmup) >= 2 * WARMUP_WINDOW:
+            previous = np.median(warmup[-2 * WARMUP_WINDOW : -WARMUP_WINDOW])
+            if np.median(warmup[-WARMUP_WINDOW:]) >= 0.98 * previous:
+                break
+        if len(warmup) >= 2 and time.perf_counter() >= warmup_deadline:
+            break
+    times: list[float] = []
+    next_check = MIN_PRECISION_RUNS
+    while True:
+        times.append(step())
+        if len(times) >= next_check:
+            if median_ci_rel(times) <= rel_precision:
+                return times, len(warmup), "precision"
+            next_check = len(times) + max(1, len(times) // 10)
+        if len(times) >= MIN_RUNS and time.perf_counter() >= deadline:
+            return times, len(warmup), "time"
+        if len(times) >= MAX_RUNS:
+            return times, len(warmup), "max_runs"
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """A measured latency and where it comes from."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    cv: float
+    runs: int
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat and JSON-able: the figures, then the provenance keys."""
+        figures = {"median_ms": self.median_ms, "p10_ms": self.p10_ms, "p90_ms": self.p90_ms, "cv": self.cv}
+        return {**figures, "runs": self.runs, **self.provenance}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatencyResult:
+        data = dict(data)
+        figures = {name: data.pop(name) for name in ("median_ms", "p10_ms", "p90_ms", "cv", "runs")}
+        return cls(**figures, provenance=data)
+
+
+# ---- target checks and provenance ------------------------------------------------------------------
+def check_target(config: MeasureConfig) -> None:
+    """Fast check that the target can run here; raises a one-line error naming the fix."""
+    if config.target == "gpu":
+        if not torch.cuda.is_available():
+            build_note = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+            raise DeviceUnavailableError(
+                f"--target gpu: PyTorch {torch.__version__} ({build_note}) sees no CUDA GPU; "
+                "use --target cpu or onnxruntime"
+            )
+        if config.dtype == "bf16" and not torch.cuda.is_bf16_supported():
+            raise UsageError(f"--dtype bf16: {torch.cuda.get_device_name()} has no bf16 support; use fp16 or fp32")
+    elif config.target == "onnxruntime":
+        try:
+            import onnxruntime
+        except ImportError:
+            raise DeviceUnavailableError(
+                "--target onnxruntime: onnxruntime is not installed; `pip install onnxruntime`"
+            ) from None
+        if "CPUExecutionProvider" not in onnxruntime.get_available_providers():
+            raise DeviceUnavailableError(
+                "--target onnxruntime: this onnxruntime build has no CPUExecutionProvider; install `onnxruntime`"
+            )
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The CPU model name (``/proc/cpuinfo`` on Linux, else the platform's processor string)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def software_provenance(config: MeasureConfig) -> dict[str, Any]:
+    """Device and software versions a measurement depends on (also the latency table's cache key)."""
+    data: dict[str, Any] = {"target": config.target, "runtime": config.resolved_runtime}
+    if config.target == "gpu":
+        data |= {"device": torch.cuda.get_device_name(), "cuda": torch.version.cuda}
+    else:
+        data["device"] = cpu_name()
+    data["torch"] = torch.__version__
+    if config.target == "onnxruntime":
+        import onnxruntime
+
+        data["onnxruntime"] = onnxruntime.__version__
+    return data | {
+        "threads": config.resolved_threads,
+        "batch": config.batch,
+        "dtype": config.dtype,
+        "channels_last": config.channels_last,
+    }
+
+
+# ---- measuring ---------------------------------------------------------------------------------------
+def measure_latency(genotype: Genotype, config: MeasureConfig) -> LatencyResult:
+    """Latency of the whole network of ``genotype`` at its resolution, on the configured target."""
+    if config.isolate:
+        return _measure_isolated(genotype, config)
+    model = seeded(lambda: build(genotype))
+    result = measure_module(model, (3, genotype.resolution, genotype.resolution), config)
+    return replace(result, provenance={**result.provenance, "arch_id": genotype.arch_id})
+
+
+def seeded(factory: Callable[[], nn.Module]) -> nn.Module:
+    """Build with fixed weights (the same in every process) without touching the caller's random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return factory()
+
+
+def measure_module(
+    module: nn.Module,
+    input_shape: tuple[int, int, int],
+    config: MeasureConfig,
+    channels_last_input: bool | None = None,
+) -> LatencyResult:
+    """Latency of ``module`` on a random batch of ``(config.batch, *input_shape)``.
+
+    ``channels_last_input`` overrides the input's memory format (the latency table measures each part with
+    the format it receives inside the network); by default the input is channels-last where the model is.
+    The provenance then records ``input_channels_last``, and ``output_channels_last`` for 4-D outputs.
+    """
+    check_target(config)
+    channels_last = config.channels_last if channels_last_input is None else channels_last_input
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(config.batch, *input_shape, generator=generator)
+    provenance = software_provenance(config) | {"resolution": input_shape[-1]}
+    if channels_last_input is not None:
+        provenance["input_channels_last"] = channels_last_input
+    with _torch_threads(config.resolved_threads), torch.inference_mode():
+        try:
+            step, output = _make_step(module.eval(), x, config, channels_last)
+            times, warmup, stopped = sample_times(step, config.max_time_s, config.rel_precision)
+        except torch.cuda.OutOfMemoryError:
+            raise ShuffleNetNASError(
+                f"out of GPU memory at batch {config.batch}; lower --batch, or pass --isolate so one network's "
+                "failure does not affect the next"
+            ) from None
+    if output is not None and output.dim() == 4:
+        provenance["output_channels_last"] = _is_channels_last(output)
+    stats = summarize(times)
+    provenance |= {"warmup_runs": warmup, "ci_rel": stats.ci_rel, "stopped_by": stopped}
+    return LatencyResult(stats.median_ms, stats.p10_ms, stats.p90_ms, stats.cv, stats.runs, provenance)
+
+
+def _is_channels_last(tensor: torch.Tensor) -> bool:
+    """Channels-last strides proper (a tensor with one channel or 1x1 pixels is both formats: NCHW)."""
+    return tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
+
+
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _make_step(
+    module: nn.Module, x: torch.Tensor, config: MeasureConfig, channels_last: bool
+) -> tuple[Callable[[], float], torch.Tensor | None]:
+    """A callable that runs one forward and returns its time in ms, and the output of a first forward."""
+    if config.target == "onnxruntime":
+        return _onnxruntime_step(module, x, config.resolved_threads), None
+    dtype = TORCH_DTYPES[config.dtype]
+    device = torch.device("cuda" if config.target == "gpu" else "cpu")
+    module = module.to(device=device, dtype=dtype)
+    x = x.to(device=device, dtype=dtype)
+    if config.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    if config.target == "cpu":
+        return _cpu_step(module, x), module(x)
+    if config.resolved_runtime == "cudagraph":
+        return _cuda_graph_step(module, x)
+    return _cuda_eager_step(module, x), module(x)
+
+
+def _cpu_step(module: nn.Module, x: torch.Tensor) -> Callable[[], float]:
+    def step() -> float:
+        begin = time.perf_counter_ns()
+        module(x)
+        return (time.perf_counter_ns() - begin) / 1e6
+
+    return _without_gc(step)
+
+
+def _cuda_eager_step(module: nn.Module, x: torch.Tensor) -> Callable[[], float]:
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def step() -> float:
+        start.record()
+        module(x)
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+
+    return _without_gc(step)
+
+
+def _cuda_graph_step(module: nn.Module, x: torch.Tensor) -> tuple[Callable[[], float], torch.Tensor]:
+    """Capture one forward in a CUDA graph (after warm-up on a side stream) and time its replay."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            module(x)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        output = module(x)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def step() -> float:
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+
+    return _without_gc(step), output
+
+
+def _onnxruntime_step(module: nn.Module, x: torch.Tensor, threads: int) -> Callable[[], float]:
+    """Export to ONNX in memory and time ``InferenceSession.run`` on the CPU provider."""
+    import onnxruntime as ort
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), buffer, dynamo=False, input_names=["x"], opset_version=17)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    feed = {"x": x.numpy()}
+
+    def step() -> float:
+        begin = time.perf_counter_ns()
+        session.run(None, feed)
+        return (time.perf_counter_ns() - begin) / 1e6
+
+    return _without_gc(step)
+
+
+def _without_gc(step: Callable[[], float]) -> Callable[[], float]:
+    """Garbage collection paused around each run, so a collection never lands inside a timed run."""
+
+    def timed() -> float:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return step()
+        finally:
+            if enabled:
+                gc.enable()
+
+    return timed
+
+
+# ---- isolation in a child process --------------------------------------------------------------------
+_worker: ProcessPoolExecutor | None = None
+
+
+def _measure_in_child(genotype: Genotype, config: MeasureConfig) -> dict[str, Any]:
+    return measure_latency(genotype, config).to_dict()
+
+
+def _measure_isolated(genotype: Genotype, config: MeasureConfig) -> LatencyResult:
+    """Measure in a spawned worker process; a worker that failed is replaced before the next measurement."""
+    global _worker
+    check_target(config)
+    if _worker is None:
+        _worker = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+    future = _worker.submit(_measure_in_child, genotype, replace(config, isolate=False))
+    try:
+        return LatencyResult.from_dict(future.result())
+    except UsageError:
+        raise
+    except BrokenProcessPool:
+        _discard_worker()
+        raise ShuffleNetNASError(
+            f"the child process measuring {genotype.arch_id} died (crash or out of memory); the next "
+            "measurement starts a fresh one"
+        ) from None
+    except Exception as error:
+        _discard_worker()  # its CUDA context may hold a sticky error
+        raise ShuffleNetNASError(
+            f"measuring {genotype.arch_id} failed in its child process: {type(error).__name__}: {error}"
+        ) from None
+
+
+def _discard_worker() -> None:
+    global _worker
+    if _worker is not None:
+        _worker.shutdown(wait=False, cancel_futures=True)
+        _worker = None

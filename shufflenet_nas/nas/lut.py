@@ -1,0 +1,301 @@
+"""Latency lookup table: measure each distinct network part once per device, predict whole networks.
+
+The FBNet / once-for-all technique, extended to ShuffleNet units. A network plan (``plan.network_plan``) is
+a sequence of hashable parts (stem, units, head); each distinct part is measured once with
+``latency.measure_module``, in the memory format it receives inside the network (a V2 unit's channel
+shuffle returns NCHW even from channels-last input, so later units see NCHW), and the entry records the
+format its output has. A network's latency is predicted as ``intercept + slope * sum(parts)``, a linear
+fit of measured against summed latencies on a few calibration networks per input resolution (what the
+parts do not see: the network's own forward overhead, caches shared between parts).
+
+Tables live on disk, one JSON file per device, software and measurement key (target, runtime, device
+name, torch / CUDA / onnxruntime versions, threads, batch, dtype, memory format, a fingerprint of the
+code that builds the parts): a change to any of these opens a different, empty table. Missing parts are
+measured on first use and persisted; when all of a network's parts are known a prediction is a few
+dictionary look-ups. The directory is ``$SHUFFLENET_NAS_CACHE_DIR`` if set, else
+``$XDG_CACHE_HOME/shufflenet-nas/lut`` (``~/.cache/shufflenet-nas/lut``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shufflenet_nas.nas.latency import (
+    MeasureConfig,
+    check_target,
+    measure_latency,
+    measure_module,
+    seeded,
+    software_provenance,
+)
+from shufflenet_nas.search_spaces import blocks, builder, plan
+from shufflenet_nas.search_spaces.builder import build_part
+from shufflenet_nas.search_spaces.genotype import Genotype
+from shufflenet_nas.search_spaces.plan import PartSpec, network_plan
+from shufflenet_nas.search_spaces.spaces import SearchSpace
+
+LUT_FORMAT = 1
+CALIBRATION_NETWORKS = 6  # networks measured whole when a resolution has no calibration yet
+CALIBRATION_SEED = 0
+
+
+def default_cache_dir() -> Path:
+    """``$SHUFFLENET_NAS_CACHE_DIR``, else ``$XDG_CACHE_HOME/shufflenet-nas/lut`` (``~/.cache/...``)."""
+    if override := os.environ.get("SHUFFLENET_NAS_CACHE_DIR"):
+        return Path(override)
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home) / "shufflenet-nas" / "lut"
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Hash of the sources that define the parts (blocks, builder, plan): edit them and tables start over."""
+    digest = hashlib.sha256()
+    for module in (blocks, builder, plan):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def table_key(config: MeasureConfig) -> dict[str, Any]:
+    """Everything a table's entries depend on; the file name is its hash."""
+    return software_provenance(config) | {"code": code_fingerprint(), "format": LUT_FORMAT}
+
+
+@functools.lru_cache(maxsize=65536)
+def _entry_key(spec: PartSpec, channels_last_input: bool) -> str:
+    return f"{spec!r}|{'nhwc' if channels_last_input else 'nchw'}"
+
+
+@dataclass(frozen=True)
+class PartEntry:
+    """One part's measured latency and the memory format of its output."""
+
+    ms: float
+    output_channels_last: bool
+    runs: int
+    ci_rel: float
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """``predicted = intercept + slope * sum of parts``, fitted on whole networks at one resolution."""
+
+    slope: float
+    intercept: float
+    networks: tuple[tuple[str, float, float], ...]  # (genotype string, measured ms, sum of parts ms)
+
+    def apply(self, parts_ms: float) -> float:
+        return self.intercept + self.slope * parts_ms
+
+    @classmethod
+    def fit(cls, networks: Sequence[tuple[str, float, float]]) -> Calibration:
+        """Least squares on relative errors (each network weighs the same whatever its latency).
+
+        With fewer than 3 networks, or when the line is implausible (slope <= 0, or an intercept of half the
+        fastest network or more: sums of parts too close together to separate the two), the fit is a pure
+        ratio: the geometric mean of measured / sum.
+        """
+        measured = np.array([m for _, m, _ in networks])
+        summed = np.array([s for _, _, s in networks])
+        ratio = cls(float(np.exp(np.mean(np.log(measured / summed)))), 0.0, tuple(networks))
+        if len(networks) < 3:
+            return ratio
+        design = np.stack([1 / measured, summed / measured], axis=1)
+        (intercept, slope), *_ = np.linalg.lstsq(design, np.ones(len(networks)), rcond=None)
+        if slope <= 0 or abs(intercept) >= measured.min() / 2:
+            return ratio
+        return cls(float(slope), float(intercept), tuple(networks))
+
+
+class LatencyTable:
+    """Per-part latencies for one device and measurement key, with a calibration per resolution."""
+
+    def __init__(self, config: MeasureConfig, path: Path, key: dict[str, Any]) -> None:
+        self.config = config
+        self.path = path
+        self.key = key
+        self.entries: dict[str, PartEntry] = {}
+        self.calibrations: dict[int, Calibration] = {}
+
+    @classmethod
+    def open(cls, config: MeasureConfig, cache_dir: Path | None = None) -> LatencyTable:
+        """The table for this device, software and config (empty if none is stored, or it is unreadable)."""
+        check_target(config)
+        key = table_key(config)
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        path = (cache_dir or default_cache_dir()) / f"{config.target}-{config.resolved_runtime}-{digest}.json"
+        table = cls(config, path, key)
+        table._merge(table._read())
+        return table
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    # ---- predicting ------------------------------------------------------------------------------
+    def predict_ms(self, genotype: Genotype) -> float:
+        """Predicted latency of the whole network; measures and persists missing parts (and calibration)."""
+        return self.calibration(genotype.resolution).apply(self.parts_ms(genotype))
+
+    def parts_ms(self, genotype: Genotype) -> float:
+        """Sum of the network's part latencies, measuring missing parts."""
+        total = 0.0
+        channels_last = self.config.channels_last
+        measured = False
+        for spec in network_plan(genotype):
+            entry = self.entries.get(_entry_key(spec, channels_last))
+            if entry is None:
+                entry = self._measure_part(spec, channels_last)
+                measured = True
+            total += entry.ms
+            channels_last = entry.output_channels_last
+        if measured:
+            self.save()
+        return total
+
+    def calibration(self, resolution: int) -> Calibration:
+        """The resolution's calibration; fitted on ``CALIBRATION_NETWORKS`` sampled networks if missing."""
+        if resolution not in self.calibrations:
+            self.calibrate(sample_architectures(SearchSpace(resolution=resolution), CALIBRATION_NETWORKS))
+        return self.calibrations[resolution]
+
+    def calibrate(self, genotypes: Sequence[Genotype]) -> Calibration:
+        """Measure whole networks (all at one resolution), fit measured vs sum of parts, persist."""
+        resolutions = {genotype.resolution for genotype in genotypes}
+        if len(resolutions) != 1:
+            raise ValueError(f"calibration networks must share one resolution, got {sorted(resolutions)}")
+        networks = [(g.to_string(), measure_latency(g, self.config).median_ms, self.parts_ms(g)) for g in genotypes]
+        calibration = Calibration.fit(networks)
+        self.calibrations[resolutions.pop()] = calibration
+        self.save()
+        return calibration
+
+    def _measure_part(self, spec: PartSpec, channels_last_input: bool) -> PartEntry:
+        result = measure_module(seeded(lambda: build_part(spec)), spec.input_shape, self.config, channels_last_input)
+        provenance = result.provenance
+        entry = PartEntry(
+            result.median_ms, provenance.get("output_channels_last", False), result.runs, provenance["ci_rel"]
+        )
+        self.entries[_entry_key(spec, channels_last_input)] = entry
+        return entry
+
+    # ---- storage -----------------------------------------------------------------------------------
+    def clear(self) -> None:
+        """Forget every entry and calibration (on disk too)."""
+        self.entries.clear()
+        self.calibrations.clear()
+        self.path.unlink(missing_ok=True)
+
+    def save(self) -> None:
+        """Write the table atomically, merged with entries another process may have stored meanwhile."""
+        self._merge(self._read(), keep_own=True)
+        data = {
+            "key": self.key,
+            "parts": {key: asdict(entry) for key, entry in self.entries.items()},
+            "calibration": {str(r): asdict(c) for r, c in self.calibrations.items()},
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(data, sort_keys=True))
+        os.replace(temporary, self.path)
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) and data.get("key") == self.key else {}
+
+    def _merge(self, data: dict[str, Any], keep_own: bool = False) -> None:
+        try:
+            entries = {key: PartEntry(**value) for key, value in data.get("parts", {}).items()}
+            calibrations = {
+                int(r): Calibration(c["slope"], c["intercept"], tuple(map(tuple, c["networks"])))
+                for r, c in data.get("calibration", {}).items()
+            }
+        except (TypeError, KeyError, ValueError):
+            return  # a file of another layout: ignored, and replaced on the next save
+        if keep_own:
+            entries |= self.entries
+            calibrations |= self.calibrations
+        self.entries, self.calibrations = entries, calibrations
+
+
+# ---- sampling and evaluation ---------------------------------------------------------------------------
+def sample_architectures(space: SearchSpace, count: int, seed: int = CALIBRATION_SEED) -> list[Genotype]:
+    """``count`` distinct random architectures of ``space`` (an Optuna RandomSampler study's trials)."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    found: dict[str, Genotype] = {}
+    for _ in range(20 * count):
+        genotype = space.sample(study.ask())
+        found.setdefault(genotype.arch_id, genotype)
+        if len(found) == count:
+            break
+    return list(found.values())
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Predicted vs measured latency of one network."""
+
+    genotype: Genotype
+    predicted_ms: float
+    measured_ms: float
+    predict_s: float  # one prediction with every part cached
+    measure_s: float  # one measurement of the whole network
+
+    @property
+    def error(self) -> float:
+        """Relative error of the prediction: predicted / measured - 1."""
+        return self.predicted_ms / self.measured_ms - 1
+
+
+def compare(table: LatencyTable, genotype: Genotype) -> Comparison:
+    """Fill the table for ``genotype``, then time a cached prediction and a whole-network measurement."""
+    table.predict_ms(genotype)
+    begin = time.perf_counter()
+    predicted = table.predict_ms(genotype)
+    predict_s = time.perf_counter() - begin
+    begin = time.perf_counter()
+    measured = measure_latency(genotype, table.config).median_ms
+    return Comparison(genotype, predicted, measured, predict_s, time.perf_counter() - begin)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How well a table predicts: share within +-10% and +-5%, mean absolute percentage error, timings."""
+
+    within_10: float
+    within_5: float
+    mape: float
+    predict_ms: float  # mean time of one cached prediction
+    measure_s: float  # mean time of one whole-network measurement
+    networks: int
+
+    @classmethod
+    def of(cls, comparisons: Sequence[Comparison]) -> Evaluation:
+        errors = np.abs([c.error for c in comparisons])
+        return cls(
+            float(np.mean(errors <= 0.10)),
+            float(np.mean(errors <= 0.05)),
+            float(np.mean(errors) * 100),
+            float(np.mean([c.predict_s for c in comparisons]) * 1e3),
+            float(np.mean([c.measure_s for c in comparisons])),
+            len(comparisons),
+        )

@@ -1,0 +1,261 @@
+from __future__ import annotations
+
+import contextlib
+import itertools
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from shufflenet_nas.errors import DeviceUnavailableError, ShuffleNetNASError, UsageError
+from shufflenet_nas.nas import latency
+from shufflenet_nas.nas.latency import (
+    LatencyResult,
+    MeasureConfig,
+    check_target,
+    cpu_name,
+    default_threads,
+    measure_latency,
+    measure_module,
+    median_ci_rel,
+    sample_times,
+    summarize,
+)
+from shufflenet_nas.search_spaces.builder import build_part
+from shufflenet_nas.search_spaces.plan import network_plan
+
+QUICK = {"threads": 1, "max_time_s": 0.1, "rel_precision": 0.05}
+
+
+# ---- statistics -------------------------------------------------------------------------------------------
+def test_summarize_gives_median_percentiles_and_robust_cv() -> None:
+    stats = summarize([float(v) for v in range(1, 11)])
+    assert stats.median_ms == 5.5 and stats.runs == 10
+    assert stats.p10_ms == pytest.approx(1.9) and stats.p90_ms == pytest.approx(9.1)
+    assert stats.cv == pytest.approx(1.4826 * 2.5 / 5.5)  # MAD of 1..10 around 5.5 is 2.5
+
+
+def test_summary_is_robust_to_outliers() -> None:
+    rng = np.random.default_rng(0)
+    clean = list(rng.normal(10.0, 0.1, 200))
+    spiked = clean[:-10] + [500.0] * 10  # 5% of the runs hit by a scheduler hiccup
+    a, b = summarize(clean), summarize(spiked)
+    assert b.median_ms == pytest.approx(a.median_ms, rel=0.01)
+    assert b.cv < 0.02 < float(np.std(spiked) / np.mean(spiked))
+
+
+def test_median_confidence_interval_is_zero_for_constant_runs_and_shrinks_with_runs() -> None:
+    assert median_ci_rel([2.0] * 20) == 0.0
+    rng = np.random.default_rng(1)
+    few, many = rng.normal(10, 1, 20), rng.normal(10, 1, 2000)
+    assert median_ci_rel(many) < median_ci_rel(few) / 4
+    # order statistics: with 100 runs the interval spans ranks 40..60 of the sorted runs
+    assert median_ci_rel(np.arange(100.0)) == pytest.approx((60 - 40) / 2 / 49.5)
+
+
+def test_summarize_without_runs_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no timed runs"):
+        summarize([])
+
+
+def test_sampling_warms_up_until_runs_stop_getting_faster_then_stops_when_precise() -> None:
+    slow_start = itertools.chain([10.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 1.0, 1.0], itertools.repeat(1.0))
+    times, warmup, stopped = sample_times(lambda: next(slow_start), max_time_s=5.0, rel_precision=0.01)
+    assert warmup == 17  # sliding windows of 5 runs: stable once both windows' medians are 1.0 ([3, 2, 1, 1, 1])
+    assert stopped == "precision" and times == [1.0] * latency.MIN_PRECISION_RUNS
+
+
+def test_sampling_stops_at_the_time_cap_when_too_noisy_to_be_precise() -> None:
+    rng = np.random.default_rng(2)
+    times, _, stopped = sample_times(lambda: float(rng.uniform(1, 3)), max_time_s=0.02, rel_precision=1e-9)
+    assert stopped == "time" and len(times) >= latency.MIN_RUNS
+
+
+# ---- configuration and targets ---------------------------------------------------------------------------
+def test_default_runtime_per_target_and_eager_on_request() -> None:
+    assert MeasureConfig("cpu").resolved_runtime == "eager"
+    assert MeasureConfig("gpu").resolved_runtime == "cudagraph"
+    assert MeasureConfig("gpu", runtime="eager").resolved_runtime == "eager"
+    assert MeasureConfig("onnxruntime").resolved_runtime == "onnxruntime"
+
+
+def test_threads_default_to_physical_cores_and_are_set_explicitly() -> None:
+    assert MeasureConfig().resolved_threads == default_threads() >= 1
+    assert MeasureConfig(threads=3).resolved_threads == 3
+
+
+def test_channels_last_where_it_helps() -> None:
+    assert MeasureConfig("cpu").channels_last
+    assert not MeasureConfig("gpu").channels_last and MeasureConfig("gpu", dtype="fp16").channels_last
+    assert not MeasureConfig("onnxruntime").channels_last
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"target": "tpu"}, "--target 'tpu' unknown; use one of cpu, gpu, onnxruntime"),
+        ({"dtype": "fp8"}, "--dtype 'fp8' unknown"),
+        ({"dtype": "fp16"}, "--dtype fp16 is not supported on --target cpu; use fp32 or bf16 (or --target gpu)"),
+        ({"target": "onnxruntime", "dtype": "bf16"}, "--dtype bf16 is not supported on --target onnxruntime"),
+        ({"runtime": "cudagraph"}, "--runtime cudagraph does not run on --target cpu; use eager"),
+        ({"target": "gpu", "runtime": "onnxruntime"}, "use cudagraph or eager"),
+        ({"batch": 0}, "--batch 0"),
+        ({"threads": 0}, "--threads 0"),
+        ({"max_time_s": 0}, "--max-time 0"),
+        ({"rel_precision": 1.5}, "--precision 1.5"),
+    ],
+)
+def test_unsupported_combinations_are_one_line_usage_errors(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        MeasureConfig(**values)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_gpu_target_without_gpu_is_a_device_error_not_a_cpu_fallback(tiny_v2) -> None:  # type: ignore[no-untyped-def]
+    config = MeasureConfig("gpu", **QUICK)
+    with pytest.raises(DeviceUnavailableError, match="sees no CUDA GPU; use --target cpu or onnxruntime"):
+        check_target(config)
+    with pytest.raises(DeviceUnavailableError):
+        measure_latency(tiny_v2, config)
+
+
+# ---- measuring on the CPU --------------------------------------------------------------------------------
+def test_cpu_measurement_carries_figures_and_provenance(tiny_v2) -> None:  # type: ignore[no-untyped-def]
+    result = measure_latency(tiny_v2, MeasureConfig(batch=2, **QUICK))
+    assert 0 < result.p10_ms <= result.median_ms <= result.p90_ms
+    assert result.runs >= latency.MIN_RUNS and result.cv >= 0
+    data = result.to_dict()
+    assert {"median_ms", "p10_ms", "p90_ms", "cv", "runs"} <= data.keys()
+    expected = {"target": "cpu", "runtime": "eager", "device": cpu_name(), "torch": torch.__version__}
+    expected |= {"threads": 1, "batch": 2, "dtype": "fp32", "resolution": 32, "arch_id": tiny_v2.arch_id}
+    assert {key: data[key] for key in expected} == expected
+    assert data["stopped_by"] in ("precision", "time") and data["warmup_runs"] >= 2
+    assert LatencyResult.from_dict(data) == result
+
+
+def test_measurement_restores_the_thread_count(tiny_v1) -> None:  # type: ignore[no-untyped-def]
+    before = torch.get_num_threads()
+    measure_latency(tiny_v1, MeasureConfig(**{**QUICK, "threads": before + 1}))
+    assert torch.get_num_threads() == before
+
+
+def test_bf16_on_cpu_runs(tiny_v1) -> None:  # type: ignore[no-untyped-def]
+    result = measure_latency(tiny_v1, MeasureConfig(dtype="bf16", **QUICK))
+    assert result.median_ms > 0 and result.provenance["dtype"] == "bf16"
+
+
+def test_onnxruntime_exports_and_times_on_its_cpu_provider(tiny_v2) -> None:  # type: ignore[no-untyped-def]
+    import onnxruntime
+
+    result = measure_latency(tiny_v2, MeasureConfig("onnxruntime", **QUICK))
+    assert result.median_ms > 0
+    assert result.provenance["runtime"] == "onnxruntime"
+    assert result.provenance["onnxruntime"] == onnxruntime.__version__
+
+
+def test_part_measurement_records_memory_formats(tiny_v2) -> None:  # type: ignore[no-untyped-def]
+    stem, v2_unit = network_plan(tiny_v2)[:2]
+    config = MeasureConfig(**QUICK)
+    stem_result = measure_module(build_part(stem), stem.input_shape, config, channels_last_input=True)
+    assert stem_result.provenance["output_channels_last"] is True  # convs keep channels-last
+    unit_result = measure_module(build_part(v2_unit), v2_unit.input_shape, config, channels_last_input=True)
+    assert unit_result.provenance["input_channels_last"] is True
+    assert unit_result.provenance["output_channels_last"] is False  # the V2 channel shuffle returns NCHW
+
+
+# ---- the GPU graph runtime, with a stand-in for torch.cuda -------------------------------------------------
+class _FakeEvent:
+    def __init__(self, enable_timing: bool = False) -> None:
+        self.recorded = 0
+
+    def record(self) -> None:
+        self.recorded += 1
+
+    def synchronize(self) -> None:
+        pass
+
+    def elapsed_time(self, end: _FakeEvent) -> float:
+        return 0.25
+
+
+class _FakeStream:
+    def wait_stream(self, other: object) -> None:
+        pass
+
+
+class _FakeGraph:
+    replays = 0
+
+    def replay(self) -> None:
+        _FakeGraph.replays += 1
+
+
+class _CountingModule(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return x * 2
+
+
+def test_cuda_graph_runtime_captures_once_then_times_replays(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "Event": _FakeEvent,
+        "Stream": _FakeStream,
+        "CUDAGraph": _FakeGraph,
+        "current_stream": _FakeStream,
+        "stream": lambda stream: contextlib.nullcontext(),
+        "graph": lambda graph: contextlib.nullcontext(),
+    }.items():
+        monkeypatch.setattr(torch.cuda, name, value)
+    module = _CountingModule()
+    step, output = latency._cuda_graph_step(module, torch.ones(1, 2, 4, 4))
+    assert module.calls == 4 and output.shape == (1, 2, 4, 4)  # 3 warm-up forwards on a side stream + 1 capture
+    times = [step() for _ in range(5)]
+    assert times == [0.25] * 5 and _FakeGraph.replays == 5 and module.calls == 4  # replays, no eager forwards
+
+
+# ---- isolation in a child process ----------------------------------------------------------------------------
+def test_isolated_measurement_runs_in_a_child_process(tiny_v1) -> None:  # type: ignore[no-untyped-def]
+    result = measure_latency(tiny_v1, MeasureConfig(isolate=True, **QUICK))
+    assert result.median_ms > 0 and result.provenance["arch_id"] == tiny_v1.arch_id
+    assert latency._worker is not None  # kept for the next measurement
+    latency._discard_worker()
+
+
+class _FailingWorker:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.shut_down = False
+
+    def submit(self, *args: object) -> _FailingWorker:
+        return self
+
+    def result(self) -> None:
+        raise self.error
+
+    def shutdown(self, wait: bool, cancel_futures: bool) -> None:
+        self.shut_down = True
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (RuntimeError("CUDA error: an illegal memory access was encountered"), "failed in its child process"),
+        (BrokenProcessPool("killed"), r"died \(crash or out of memory\)"),
+    ],
+)
+def test_a_failing_child_is_an_error_and_is_replaced(
+    tiny_v1, monkeypatch: pytest.MonkeyPatch, error: BaseException, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    worker = _FailingWorker(error)
+    monkeypatch.setattr(latency, "_worker", worker)
+    with pytest.raises(ShuffleNetNASError, match=message):
+        measure_latency(tiny_v1, MeasureConfig(isolate=True, **QUICK))
+    assert worker.shut_down and latency._worker is None

@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from shufflenet_nas.nas import lut
+from shufflenet_nas.nas.latency import MeasureConfig
+from shufflenet_nas.nas.lut import (
+    Calibration,
+    Comparison,
+    Evaluation,
+    LatencyTable,
+    compare,
+    default_cache_dir,
+    sample_architectures,
+)
+from shufflenet_nas.search_spaces import Genotype, SearchSpace
+from shufflenet_nas.search_spaces.plan import network_plan
+
+CONFIG = MeasureConfig(threads=1, max_time_s=0.02, rel_precision=0.05)
+
+
+@pytest.fixture
+def count_measurements(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Records every part measured by the table."""
+    calls: list[object] = []
+    measure = lut.measure_module
+
+    def counting(module, input_shape, config, channels_last_input=None):  # type: ignore[no-untyped-def]
+        calls.append(input_shape)
+        return measure(module, input_shape, config, channels_last_input)
+
+    monkeypatch.setattr(lut, "measure_module", counting)
+    return calls
+
+
+def _forbid_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("measured although the table had every part")
+
+    monkeypatch.setattr(lut, "measure_module", fail)
+    monkeypatch.setattr(lut, "measure_latency", fail)
+
+
+def test_missing_parts_are_measured_once_and_persisted(
+    tiny_v2: Genotype, tmp_path: Path, count_measurements: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = LatencyTable.open(CONFIG, tmp_path)
+    assert len(table) == 0 and not table.path.exists()
+    total = table.parts_ms(tiny_v2)
+    assert len(count_measurements) == len(set(network_plan(tiny_v2))) == 8 == len(table)
+    assert table.parts_ms(tiny_v2) == total and len(count_measurements) == 8
+    assert table.path.parent == tmp_path and table.path.name.startswith("cpu-eager-")
+    _forbid_measuring(monkeypatch)
+    reopened = LatencyTable.open(CONFIG, tmp_path)
+    assert len(reopened) == 8 and reopened.parts_ms(tiny_v2) == total
+
+
+def test_parts_are_measured_in_the_memory_format_they_receive(
+    tiny_v1: Genotype, tiny_v2: Genotype, tmp_path: Path
+) -> None:
+    table = LatencyTable.open(CONFIG, tmp_path)
+    table.parts_ms(tiny_v2)
+    formats = [key.rsplit("|", 1)[1] for key in table.entries]
+    # stem and first V2 unit get channels-last input; the V2 channel shuffle hands NCHW to every later part
+    assert formats == ["nhwc", "nhwc"] + ["nchw"] * 6
+    table.clear()
+    table.parts_ms(tiny_v1)
+    assert {key.rsplit("|", 1)[1] for key in table.entries} == {"nhwc"}  # V1 units keep channels-last
+
+
+def test_prediction_applies_the_resolution_calibration(
+    tiny_v2: Genotype, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = LatencyTable.open(CONFIG, tmp_path)
+    parts = table.parts_ms(tiny_v2)
+    table.calibrations[32] = Calibration(slope=2.0, intercept=1.0, networks=())
+    _forbid_measuring(monkeypatch)
+    assert table.predict_ms(tiny_v2) == pytest.approx(1.0 + 2.0 * parts)
+
+
+def test_calibration_fit_recovers_a_linear_relation() -> None:
+    networks = [(f"n{s}", 0.5 + 1.1 * s, s) for s in (2.0, 5.0, 9.0, 14.0)]
+    fit = Calibration.fit(networks)
+    assert fit.slope == pytest.approx(1.1) and fit.intercept == pytest.approx(0.5)
+    assert fit.apply(10.0) == pytest.approx(11.5)
+
+
+def test_calibration_falls_back_to_a_ratio_when_a_line_is_not_supported() -> None:
+    single = Calibration.fit([("n", 6.0, 5.0)])
+    assert (single.slope, single.intercept) == (pytest.approx(1.2), 0.0)
+    two = Calibration.fit([("a", 4.0, 4.0), ("b", 9.0, 10.0)])  # geometric mean of 1.0 and 0.9
+    assert (two.slope, two.intercept) == (pytest.approx(0.9**0.5), 0.0)
+    # sums of parts almost equal, measured far apart (noise): a line through them would have a huge slope
+    noisy = Calibration.fit([("a", 8.0, 10.0), ("b", 12.0, 10.1), ("c", 10.0, 10.05)])
+    assert noisy.intercept == 0.0 and noisy.slope == pytest.approx(1.0, rel=0.05)
+
+
+def test_missing_calibration_is_measured_lazily_and_persisted(
+    tiny_v2: Genotype, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lut, "CALIBRATION_NETWORKS", 2)
+    monkeypatch.setattr(lut, "SearchSpace", lambda resolution: SearchSpace(budget_mflops=5, resolution=resolution))
+    table = LatencyTable.open(CONFIG, tmp_path)
+    predicted = table.predict_ms(tiny_v2)
+    calibration = table.calibrations[32]
+    assert len(calibration.networks) == 2 and calibration.slope > 0
+    assert all(Genotype.from_string(network).resolution == 32 for network, _, _ in calibration.networks)
+    _forbid_measuring(monkeypatch)
+    assert LatencyTable.open(CONFIG, tmp_path).predict_ms(tiny_v2) == pytest.approx(predicted)
+
+
+def test_calibration_networks_must_share_a_resolution(tiny_v2: Genotype, tmp_path: Path) -> None:
+    table = LatencyTable.open(CONFIG, tmp_path)
+    with pytest.raises(ValueError, match=r"one resolution, got \[32, 64\]"):
+        table.calibrate([tiny_v2, tiny_v2.with_resolution(64)])
+
+
+# ---- keying and invalidation ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "other",
+    [
+        MeasureConfig(threads=2, max_time_s=0.02),
+        MeasureConfig(threads=1, batch=4, max_time_s=0.02),
+        MeasureConfig(threads=1, dtype="bf16", max_time_s=0.02),
+        MeasureConfig("onnxruntime", threads=1, max_time_s=0.02),
+    ],
+)
+def test_each_measurement_key_has_its_own_table(other: MeasureConfig, tmp_path: Path) -> None:
+    assert LatencyTable.open(other, tmp_path).path != LatencyTable.open(CONFIG, tmp_path).path
+
+
+def test_time_cap_and_precision_do_not_change_the_key(tmp_path: Path) -> None:
+    slower = MeasureConfig(threads=1, max_time_s=5.0, rel_precision=0.001)
+    assert LatencyTable.open(slower, tmp_path).path == LatencyTable.open(CONFIG, tmp_path).path
+
+
+@pytest.mark.parametrize("change", ["torch", "code"])
+def test_new_software_or_code_opens_an_empty_table(
+    change: str, tiny_v1: Genotype, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = LatencyTable.open(CONFIG, tmp_path)
+    table.parts_ms(tiny_v1)
+    if change == "torch":
+        monkeypatch.setattr(torch, "__version__", "9.9.9")
+    else:
+        monkeypatch.setattr(lut, "code_fingerprint", lambda: "edited-blocks")
+    fresh = LatencyTable.open(CONFIG, tmp_path)
+    assert fresh.path != table.path and len(fresh) == 0
+    monkeypatch.undo()
+    assert len(LatencyTable.open(CONFIG, tmp_path)) == len(table)  # the old table is still there for the old key
+
+
+def test_unreadable_table_opens_empty_and_is_replaced(tiny_v1: Genotype, tmp_path: Path) -> None:
+    table = LatencyTable.open(CONFIG, tmp_path)
+    table.path.write_text("{not json")
+    reopened = LatencyTable.open(CONFIG, tmp_path)
+    assert len(reopened) == 0
+    reopened.parts_ms(tiny_v1)
+    assert len(LatencyTable.open(CONFIG, tmp_path)) == len(reopened) > 0
+
+
+def test_saving_merges_entries_stored_by_another_process(tiny_v1: Genotype, tiny_v2: Genotype, tmp_path: Path) -> None:
+    first, second = LatencyTable.open(CONFIG, tmp_path), LatencyTable.open(CONFIG, tmp_path)
+    first.parts_ms(tiny_v1)
+    second.parts_ms(tiny_v2)
+    merged = LatencyTable.open(CONFIG, tmp_path)
+    assert set(merged.entries) == set(first.entries) | set(second.entries)
+
+
+def test_clear_forgets_entries_on_disk_too(tiny_v1: Genotype, tmp_path: Path) -> None:
+    table = LatencyTable.open(CONFIG, tmp_path)
+    table.parts_ms(tiny_v1)
+    table.clear()
+    assert len(table) == 0 and not table.path.exists()
+
+
+def test_default_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHUFFLENET_NAS_CACHE_DIR", str(tmp_path / "lut"))
+    assert default_cache_dir() == tmp_path / "lut"
+    monkeypatch.delenv("SHUFFLENET_NAS_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "shufflenet-nas" / "lut"
+
+
+# ---- sampling and evaluation ------------------------------------------------------------------------------------
+def test_sampled_architectures_are_distinct_and_reproducible() -> None:
+    space = SearchSpace(resolution=64)
+    first = sample_architectures(space, 8, seed=3)
+    assert len({g.arch_id for g in first}) == 8 and {g.resolution for g in first} == {64}
+    assert sample_architectures(space, 8, seed=3) == first
+    assert sample_architectures(space, 8, seed=4) != first
+
+
+def test_evaluation_summarises_errors_and_timings(tiny_v1: Genotype) -> None:
+    comparisons = [
+        Comparison(tiny_v1, predicted, 10.0, predict_s=0.0002, measure_s=1.0) for predicted in (10.4, 9.3, 11.5, 10.0)
+    ]
+    summary = Evaluation.of(comparisons)
+    assert summary.within_10 == 0.75 and summary.within_5 == 0.5
+    assert summary.mape == pytest.approx((4 + 7 + 15 + 0) / 4)
+    assert summary.predict_ms == pytest.approx(0.2) and summary.measure_s == 1.0 and summary.networks == 4
+
+
+def test_compare_predicts_from_the_table_and_measures_the_network(tiny_v2: Genotype, tmp_path: Path) -> None:
+    table = LatencyTable.open(CONFIG, tmp_path)
+    table.calibrations[32] = Calibration(slope=1.0, intercept=0.0, networks=())
+    result = compare(table, tiny_v2)
+    assert result.predicted_ms == pytest.approx(table.parts_ms(tiny_v2))
+    assert result.measured_ms > 0 and result.error == pytest.approx(result.predicted_ms / result.measured_ms - 1)
