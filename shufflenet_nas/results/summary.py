@@ -120,7 +120,7 @@ def _row(trial: optuna.trial.FrozenTrial, remeasured: dict[str, Any]) -> TrialRo
         proxy=a["proxy"],
         baseline=a.get("baseline"),
         reward=trial.values[0] if len(trial.values or ()) == 1 else None,
-        latency_source="re-measured" if measured else a.get("latency_source", "measured"),
+        latency_source="re-measured" if measured else a["latency"]["source"],
     )
 
 

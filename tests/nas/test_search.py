@@ -117,7 +117,7 @@ def test_lut_search_remeasures_its_front(tmp_path: Path, monkeypatch) -> None:  
     monkeypatch.setenv("SHUFFLENET_NAS_CACHE_DIR", str(tmp_path / "lut"))
     config = tiny_config(tmp_path, latency_mode="lut", sampler="random")
     study = run_search(config, n_trials=6, timeout=None)
-    assert {t.user_attrs.get("latency_source") for t in study.trials if "latency_ms" in t.user_attrs} == {"lut"}
+    assert {t.user_attrs["latency"]["source"] for t in study.trials if "latency_ms" in t.user_attrs} == {"lut"}
     assert remeasure_front(study, FAST) > 0
     summary = summarise(study)
     assert all(row.latency_source == "re-measured" for row in summary.pareto)
