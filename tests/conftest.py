@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from shufflenet_nas.search_spaces import Genotype, StageGene
 
@@ -20,3 +24,41 @@ def tiny_v2() -> Genotype:
 def tiny_v1() -> Genotype:
     stages = tuple(StageGene("v1", 2, c, groups=2, residual=True) for c in (24, 48, 96))
     return Genotype(8, stages, head_channels=0, stem_stride=1, resolution=32, num_classes=10)
+
+
+SHAPE_CLASSES = ("checker", "disc", "hstripes", "vstripes")
+
+
+def _shape_image(kind: str, rng: np.random.Generator, side: int = 32) -> np.ndarray:
+    """One side x side RGB image of a class's pattern with random colours, phase, size and noise."""
+    y, x = np.mgrid[0:side, 0:side]
+    period = int(rng.integers(4, 9))
+    phase = int(rng.integers(0, period))
+    if kind == "hstripes":
+        mask = ((y + phase) // (period // 2 + 1)) % 2 == 0
+    elif kind == "vstripes":
+        mask = ((x + phase) // (period // 2 + 1)) % 2 == 0
+    elif kind == "checker":
+        mask = (((x + phase) // period) + ((y + phase) // period)) % 2 == 0
+    else:
+        cy, cx = rng.integers(10, side - 10, size=2)
+        mask = (y - cy) ** 2 + (x - cx) ** 2 <= int(rng.integers(5, 10)) ** 2
+    foreground, background = rng.integers(0, 256, size=(2, 3))
+    image = np.where(mask[..., None], foreground, background) + rng.normal(0, 12, (side, side, 3))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def make_shapes_dataset(root: Path, per_class: int = 64, seed: int = 0) -> Path:
+    """An ImageFolder of 32x32 PNGs: one folder per pattern class (stripes, checkerboard, disc)."""
+    rng = np.random.default_rng(seed)
+    for kind in SHAPE_CLASSES:
+        (root / kind).mkdir(parents=True)
+        for index in range(per_class):
+            Image.fromarray(_shape_image(kind, rng)).save(root / kind / f"{index:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def shapes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small learnable ImageFolder dataset: 4 classes x 64 images of 32x32 patterns."""
+    return make_shapes_dataset(tmp_path_factory.mktemp("shapes"))

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from shufflenet_nas import __version__
-from shufflenet_nas.cli import catalog
+from shufflenet_nas.cli import catalog, proxy
 from shufflenet_nas.cli import measure as measure_commands
 from shufflenet_nas.cli.common import ErrorHandlingGroup, out
 
@@ -43,6 +43,7 @@ def root(
 
 catalog.register(app)
 measure_commands.register(app)
+proxy.register(app)
 
 
 def main() -> None:
