@@ -9,6 +9,7 @@ import typer
 from shufflenet_nas import __version__
 from shufflenet_nas.cli import catalog, proxy
 from shufflenet_nas.cli import measure as measure_commands
+from shufflenet_nas.cli import search as search_commands
 from shufflenet_nas.cli.common import ErrorHandlingGroup, out
 
 app = typer.Typer(
@@ -44,6 +45,7 @@ def root(
 catalog.register(app)
 measure_commands.register(app)
 proxy.register(app)
+search_commands.register(app)
 
 
 def main() -> None:
