@@ -97,7 +97,6 @@ def short_train(
         )
         history: list[tuple[int, float]] = []
         order = torch.empty(0, dtype=torch.long)
-        loss = torch.tensor(float("nan"))
         for step in range(1, total + 1):
             if len(order) < batch:  # a new epoch; the incomplete tail is dropped (BatchNorm needs 2+ images)
                 order = torch.randperm(train_size, generator=generator)
