@@ -64,7 +64,7 @@ class ErrorHandlingGroup(TyperGroup):
         except ShuffleNetNASError as error:
             if os.environ.get("SHUFFLENET_NAS_DEBUG") == "1":
                 raise
-            err.print(f"[red]error:[/red] {error}", highlight=False)
+            err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
         except Exception as error:
             if os.environ.get("SHUFFLENET_NAS_DEBUG") == "1":
@@ -72,5 +72,6 @@ class ErrorHandlingGroup(TyperGroup):
             err.print(
                 f"[red]error:[/red] {type(error).__name__}: {error} (set SHUFFLENET_NAS_DEBUG=1 for the traceback)",
                 highlight=False,
+                soft_wrap=True,
             )
             raise typer.Exit(1) from None
