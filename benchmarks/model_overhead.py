@@ -1,22 +1,23 @@
 """Framework overhead: the project's ShuffleNet V2 1.0x vs a plain implementation of the same network.
 
-    python benchmarks/model_overhead.py [--target cpu] [--rounds 5] [--threads N]
+    python benchmarks/model_overhead.py [--target cpu|gpu|onnxruntime] [--threads N] [--seconds 60]
 
 The plain model below is written torchvision-style and imports nothing from the project's blocks; the project's
-weights are copied into it and the outputs compared, so both are provably the same network. Both are timed
-with the same harness in alternating rounds of one process; the figure is the ratio of the medians over
-rounds (project / plain). The project's model must not be slower (ratio <= 1, within noise).
+weights are copied into it and the outputs compared, so both are provably the same network. Both are prepared
+by the same harness (``latency.timed_forward``) and timed in one process, single forwards interleaved in
+ABBA order, so drifts in machine load hit both alike; the figure is the ratio of the medians (project /
+plain). The project's model must not be slower (ratio <= 1, within the medians' confidence intervals).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import time
 
 import torch
 from torch import nn
 
-from shufflenet_nas.nas.latency import MeasureConfig, measure_module
+from shufflenet_nas.nas.latency import MeasureConfig, sample_times, summarize, timed_forward
 from shufflenet_nas.search_spaces import build, resolve_arch
 
 
@@ -92,8 +93,7 @@ def main() -> None:
     parser.add_argument("--target", default="cpu")
     parser.add_argument("--runtime", default=None)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--max-time", type=float, default=3.0, help="time cap per measurement, seconds")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long to alternate the two models")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -107,23 +107,26 @@ def main() -> None:
     params = sum(p.numel() for p in plain.parameters())
     print(f"same network: {params:,} parameters each, max output difference {difference:.2e}")
 
-    config = MeasureConfig(args.target, threads=args.threads, runtime=args.runtime, max_time_s=args.max_time)
-    medians: dict[str, list[float]] = {"project": [], "plain": []}
-    for index in range(args.rounds):
-        order = ("project", "plain") if index % 2 == 0 else ("plain", "project")
-        for name in order:
-            model = project if name == "project" else plain
-            medians[name].append(measure_module(model, (3, 224, 224), config).median_ms)
-        print(
-            f"round {index + 1}: project {medians['project'][-1]:.3f} ms, plain {medians['plain'][-1]:.3f} ms",
-            flush=True,
-        )
-    project_ms, plain_ms = statistics.median(medians["project"]), statistics.median(medians["plain"])
-    ratio = project_ms / plain_ms
-    verdict = "not slower" if ratio <= 1.02 else "SLOWER than the plain implementation"
+    config = MeasureConfig(args.target, threads=args.threads, runtime=args.runtime)
+    times: dict[str, list[float]] = {"project": [], "plain": []}
+    with (
+        timed_forward(project, (3, 224, 224), config) as (project_step, _),
+        timed_forward(plain, (3, 224, 224), config) as (plain_step, _),
+    ):
+        steps = {"project": project_step, "plain": plain_step}
+        for step in steps.values():
+            sample_times(step, max_time_s=1.0, rel_precision=0.01)  # warm up both
+        deadline = time.perf_counter() + args.seconds
+        while time.perf_counter() < deadline:
+            for name in ("project", "plain", "plain", "project"):  # ABBA: neither always runs first
+                times[name].append(steps[name]())
+    project_stats, plain_stats = summarize(times["project"]), summarize(times["plain"])
+    ratio = project_stats.median_ms / plain_stats.median_ms
+    verdict = "not slower" if ratio <= 1.005 else "SLOWER than the plain implementation"
     print(
-        f"\n{config.target} / {config.resolved_runtime}, {config.resolved_threads} threads, batch 1, fp32, 224x224: "
-        f"project {project_ms:.3f} ms vs plain {plain_ms:.3f} ms; ratio {ratio:.3f} ({verdict})"
+        f"{config.target} / {config.resolved_runtime}, {config.resolved_threads} threads, batch 1, fp32, 224x224, "
+        f"{project_stats.runs} runs each: project {project_stats.median_ms:.3f} ms (±{project_stats.ci_rel:.1%}) "
+        f"vs plain {plain_stats.median_ms:.3f} ms (±{plain_stats.ci_rel:.1%}); ratio {ratio:.3f}: {verdict}"
     )
 
 

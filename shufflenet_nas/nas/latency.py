@@ -309,27 +309,38 @@ def measure_module(
     the format it receives inside the network); by default the input is channels-last where the model is.
     The provenance then records ``input_channels_last``, and ``output_channels_last`` for 4-D outputs.
     """
-    check_target(config)
-    channels_last = config.channels_last if channels_last_input is None else channels_last_input
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(config.batch, *input_shape, generator=generator)
+    try:
+        with timed_forward(module, input_shape, config, channels_last_input) as (step, output):
+            times, warmup, stopped = sample_times(step, config.max_time_s, config.rel_precision)
+    except torch.cuda.OutOfMemoryError:
+        raise ShuffleNetNASError(
+            f"out of GPU memory at batch {config.batch}; lower --batch, or pass --isolate so one network's "
+            "failure does not affect the next"
+        ) from None
     provenance = software_provenance(config) | {"resolution": input_shape[-1]}
     if channels_last_input is not None:
         provenance["input_channels_last"] = channels_last_input
-    with _torch_threads(config.resolved_threads), torch.inference_mode():
-        try:
-            step, output = _make_step(module.eval(), x, config, channels_last)
-            times, warmup, stopped = sample_times(step, config.max_time_s, config.rel_precision)
-        except torch.cuda.OutOfMemoryError:
-            raise ShuffleNetNASError(
-                f"out of GPU memory at batch {config.batch}; lower --batch, or pass --isolate so one network's "
-                "failure does not affect the next"
-            ) from None
     if output is not None and output.dim() == 4:
         provenance["output_channels_last"] = _is_channels_last(output)
     stats = summarize(times)
     provenance |= {"warmup_runs": warmup, "ci_rel": stats.ci_rel, "stopped_by": stopped}
     return LatencyResult(stats.median_ms, stats.p10_ms, stats.p90_ms, stats.cv, stats.runs, provenance)
+
+
+@contextmanager
+def timed_forward(
+    module: nn.Module,
+    input_shape: tuple[int, int, int],
+    config: MeasureConfig,
+    channels_last_input: bool | None = None,
+) -> Iterator[tuple[Callable[[], float], torch.Tensor | None]]:
+    """``module`` prepared on the target: yields a step that runs one forward and returns its ms, and the
+    output of a first forward (``None`` on onnxruntime). Threads and inference mode hold inside the block."""
+    check_target(config)
+    channels_last = config.channels_last if channels_last_input is None else channels_last_input
+    x = torch.randn(config.batch, *input_shape, generator=torch.Generator().manual_seed(0))
+    with _torch_threads(config.resolved_threads), torch.inference_mode():
+        yield _make_step(module.eval(), x, config, channels_last)
 
 
 def _is_channels_last(tensor: torch.Tensor) -> bool:
