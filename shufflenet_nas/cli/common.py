@@ -56,7 +56,7 @@ class ErrorHandlingGroup(TyperGroup):
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (typer.TyperException, typer.Exit, typer.Abort):
+        except (typer.TyperException, typer.Exit, typer.Abort, BrokenPipeError):
             raise
         except KeyboardInterrupt:
             err.print("interrupted")
