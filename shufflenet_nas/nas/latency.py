@@ -8,8 +8,9 @@ How a measurement runs (``measure_latency`` / ``measure_module``):
   and restored afterwards; ONNX Runtime gets the same count as ``intra_op_num_threads``;
 - warm-up runs until the median of the last 5 runs stops improving (at most a quarter of the time cap);
 - timed runs (CUDA events on the GPU, ``perf_counter_ns`` elsewhere; garbage collection paused) repeat until
-  the 95% confidence interval of the median (order statistics, distribution-free) is within
-  ``rel_precision`` of it, or the time cap ``max_time_s`` is reached;
+  the 95% confidence interval of the median is within ``rel_precision`` of it, or the time cap
+  ``max_time_s`` is reached; the interval is distribution-free (order statistics) and widened when blocks
+  of consecutive runs disagree (batch medians), so a drifting machine load does not pass for precision;
 - the figures are outlier-robust: median, 10th / 90th percentiles, and ``cv``, the robust coefficient of
   variation of single runs (1.4826 * median absolute deviation / median).
 
@@ -63,6 +64,10 @@ WARMUP_SHARE = 0.25  # at most this share of the time cap goes to warm-up
 MIN_RUNS = 5  # timed runs even when the time cap is reached
 MIN_PRECISION_RUNS = 10  # before the median's confidence interval is trusted
 MAX_RUNS = 20_000
+BLOCKS = 10  # contiguous blocks of runs for the batch-medians confidence interval
+MIN_BLOCK_RUNS = 5
+# Student's t 97.5% quantiles by degrees of freedom (blocks - 1), for the batch-medians interval.
+_T975 = {2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 def default_threads() -> int:
@@ -85,8 +90,8 @@ class MeasureConfig:
     ``threads=None`` means ``default_threads()`` (the physical cores); ``runtime=None`` means the target's
     default: ``eager`` on cpu, ``cudagraph`` on gpu, ``onnxruntime`` for onnxruntime. ``max_time_s`` caps one
     measurement (warm-up and timed runs, not the model build); ``rel_precision`` is the relative half-width of
-    the median's 95% confidence interval at which timing stops early. Invalid combinations raise
-    ``UsageError`` at construction (e.g. fp16 on cpu).
+    the median's 95% confidence interval at which timing stops early. ``isolate`` runs ``measure_latency`` in
+    a child process. Invalid combinations raise ``UsageError`` at construction (e.g. fp16 on cpu).
     """
 
     target: str = "cpu"
@@ -150,13 +155,26 @@ class Stats:
 
 
 def median_ci_rel(times_ms: Sequence[float]) -> float:
-    """Relative half-width of the distribution-free 95% confidence interval of the median (order statistics)."""
-    ordered = np.sort(np.asarray(times_ms, dtype=float))
+    """Relative half-width of a 95% confidence interval of the median of runs in time order.
+
+    The larger of two intervals: the distribution-free one from order statistics (right for independent runs),
+    and a batch-medians one over up to 10 contiguous blocks (right when runs drift together, e.g. while the
+    machine's load changes for seconds at a time; it keeps a drifting measurement from stopping early).
+    """
+    times = np.asarray(times_ms, dtype=float)
+    ordered = np.sort(times)
     n = len(ordered)
+    median = float(np.median(ordered))
     spread = 1.96 * math.sqrt(n) / 2
     low = max(0, math.floor(n / 2 - spread))
     high = min(n - 1, math.ceil(n / 2 + spread))
-    return float((ordered[high] - ordered[low]) / 2 / np.median(ordered))
+    half_width = (ordered[high] - ordered[low]) / 2
+    blocks = min(BLOCKS, n // MIN_BLOCK_RUNS)
+    if blocks >= 3:
+        size = n // blocks  # the oldest n % blocks runs sit out
+        block_medians = np.median(times[n - blocks * size :].reshape(blocks, size), axis=1)
+        half_width = max(half_width, _T975[blocks - 1] * float(np.std(block_medians, ddof=1)) / math.sqrt(blocks))
+    return float(half_width / median)
 
 
 def summarize(times_ms: Sequence[float]) -> Stats:

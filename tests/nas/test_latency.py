@@ -52,8 +52,16 @@ def test_median_confidence_interval_is_zero_for_constant_runs_and_shrinks_with_r
     rng = np.random.default_rng(1)
     few, many = rng.normal(10, 1, 20), rng.normal(10, 1, 2000)
     assert median_ci_rel(many) < median_ci_rel(few) / 4
-    # order statistics: with 100 runs the interval spans ranks 40..60 of the sorted runs
-    assert median_ci_rel(np.arange(100.0)) == pytest.approx((60 - 40) / 2 / 49.5)
+    # order statistics: with 12 runs (too few for blocks) the interval spans ranks 2..10 of the sorted runs
+    assert median_ci_rel(rng.permutation(np.arange(12.0))) == pytest.approx((10 - 2) / 2 / 5.5)
+
+
+def test_median_confidence_interval_widens_when_runs_drift_together() -> None:
+    drift = [10.0] * 45 + [15.0] * 5  # the machine slowed down for the last 5 runs
+    scattered = [15.0 if i % 10 == 0 else 10.0 for i in range(50)]  # the same runs, slow ones spread out
+    assert median_ci_rel(scattered) == 0.0  # every block of 5 has median 10
+    # 10 blocks of 5: block medians 10 x 9 and 15, sd 1.58; t(0.975, 9) = 2.262
+    assert median_ci_rel(drift) == pytest.approx(2.262 * np.std([10.0] * 9 + [15.0], ddof=1) / 10**0.5 / 10)
 
 
 def test_summarize_without_runs_is_an_error() -> None:
