@@ -8,8 +8,11 @@ Everything a user wants to read back is a user attribute of the trial.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -317,9 +320,55 @@ def run_search(
     callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
     data: Any = None,
 ) -> optuna.Study:
-    """Create or resume the study and run trials. KeyboardInterrupt propagates after Optuna has
-    marked the running trial FAIL; the finished trials are already stored."""
+    """Create or resume the study and run trials.
+
+    Ctrl-C (SIGINT, when called from the main thread) interrupts only the objective: Optuna marks the running
+    trial FAIL and KeyboardInterrupt propagates. One that lands in Optuna's bookkeeping between trials lets
+    that trial finish, stops the study, then raises KeyboardInterrupt. Finished trials are always stored.
+    """
     study = open_or_create_study(config)
     objective = Objective(config, study, data)
-    study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=list(callbacks))
+    guard = _InterruptGuard()
+    with guard.installed():
+        study.optimize(guard.wrap(objective), n_trials=n_trials, timeout=timeout, callbacks=[*callbacks, guard.stop])
+    if guard.requested:
+        raise KeyboardInterrupt
     return study
+
+
+class _InterruptGuard:
+    """Raises KeyboardInterrupt on SIGINT only inside the objective; elsewhere it asks the study to stop."""
+
+    def __init__(self) -> None:
+        self.inside = False
+        self.requested = False
+
+    def _handle(self, _signum: int, _frame: object) -> None:
+        self.requested = True
+        if self.inside:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def wrap(self, objective: Callable[[optuna.Trial], Any]) -> Callable[[optuna.Trial], Any]:
+        def guarded(trial: optuna.Trial) -> Any:
+            self.inside = True
+            try:
+                return objective(trial)
+            finally:
+                self.inside = False
+
+        return guarded
+
+    def stop(self, study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        if self.requested:
+            study.stop()

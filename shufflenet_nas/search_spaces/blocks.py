@@ -87,12 +87,13 @@ class ShuffleV1Unit(nn.Module):
         self.residual = residual and stride == 1
         mid = v1_bottleneck(out_channels, groups)
         branch_out = out_channels - in_channels if stride == 2 else out_channels
-        layers: list[nn.Module] = [conv_bn(in_channels, mid, groups=groups if first_pointwise_grouped else 1)]
+        # conv-BN(-ReLU) layers are spliced flat into the branch: no nested container call per layer
+        layers: list[nn.Module] = [*conv_bn(in_channels, mid, groups=groups if first_pointwise_grouped else 1)]
         if groups > 1:
             layers.append(ChannelShuffle(groups))
         layers += [
-            conv_bn(mid, mid, kernel, stride, groups=mid, relu=False),
-            conv_bn(mid, branch_out, groups=groups, relu=False),
+            *conv_bn(mid, mid, kernel, stride, groups=mid, relu=False),
+            *conv_bn(mid, branch_out, groups=groups, relu=False),
         ]
         if se:
             layers.append(SqueezeExcite(branch_out))
@@ -102,10 +103,10 @@ class ShuffleV1Unit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.branch(x)
         if self.shortcut is not None:
-            return torch.cat((self.shortcut(x), F.relu(y)), 1)
+            return torch.cat((self.shortcut(x), F.relu(y, inplace=True)), 1)
         if self.residual:
             y = y + x
-        return F.relu(y)
+        return F.relu(y, inplace=True)
 
 
 class ShuffleV2Unit(nn.Module):
@@ -145,15 +146,16 @@ class ShuffleV2Unit(nn.Module):
             proj_out = in_channels if downsample == "official" else out_channels // 2
             branch_out = out_channels - proj_out
             self.project = nn.Sequential(
-                conv_bn(in_channels, in_channels, kernel, stride, groups=in_channels, relu=False),
-                conv_bn(in_channels, proj_out, groups=groups),
+                *conv_bn(in_channels, in_channels, kernel, stride, groups=in_channels, relu=False),
+                *conv_bn(in_channels, proj_out, groups=groups),
             )
-        layers: list[nn.Module] = [conv_bn(branch_in, mid, groups=groups)]
+        # conv-BN(-ReLU) layers are spliced flat into the branch: no nested container call per layer
+        layers: list[nn.Module] = [*conv_bn(branch_in, mid, groups=groups)]
         if groups > 1:
             layers.append(ChannelShuffle(groups))
         layers += [
-            conv_bn(mid, mid, kernel, stride, groups=mid, relu=False),
-            conv_bn(mid, branch_out, groups=groups, relu=False),
+            *conv_bn(mid, mid, kernel, stride, groups=mid, relu=False),
+            *conv_bn(mid, branch_out, groups=groups, relu=False),
         ]
         if se:
             layers.append(SqueezeExcite(branch_out))
@@ -161,11 +163,11 @@ class ShuffleV2Unit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.project is not None:
-            out = torch.cat((self.project(x), F.relu(self.branch(x))), 1)
+            out = torch.cat((self.project(x), F.relu(self.branch(x), inplace=True)), 1)
         else:
             left, right = x[:, : self.passthrough], x[:, self.passthrough :]
             y = self.branch(right)
             if self.residual:
                 y = y + right
-            out = torch.cat((left, F.relu(y)), 1)
+            out = torch.cat((left, F.relu(y, inplace=True)), 1)
         return channel_shuffle(out, 2)

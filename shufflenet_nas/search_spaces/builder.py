@@ -17,11 +17,10 @@ class Head(nn.Module):
         super().__init__()
         self.conv = conv_bn(spec.in_channels, spec.head_channels) if spec.head_channels else nn.Identity()
         features = spec.head_channels or spec.in_channels
-        self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(features, spec.num_classes, bias=spec.fc_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.pool(self.conv(x)), 1))
+        return self.classifier(self.conv(x).mean((2, 3)))  # global average pool; faster than AdaptiveAvgPool2d
 
 
 def build_part(spec: PartSpec) -> nn.Module:

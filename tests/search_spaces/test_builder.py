@@ -45,7 +45,7 @@ def test_v1_unit_follows_the_paper() -> None:
 @pytest.mark.parametrize(("downsample", "widths"), [("tv", (58, 58, 58)), ("official", (24, 58, 92))])
 def test_v2_stride2_variants(downsample: str, widths: tuple[int, int, int]) -> None:
     unit = ShuffleV2Unit(24, 116, stride=2, downsample=downsample)
-    proj_out = unit.project[1][0].out_channels  # type: ignore[index]
+    proj_out = unit.project[2].out_channels  # type: ignore[index]
     branch = [m for m in unit.branch.modules() if isinstance(m, nn.Conv2d)]
     assert (proj_out, branch[0].out_channels, branch[-1].out_channels) == widths
     assert unit(torch.randn(1, 24, 16, 16)).shape == (1, 116, 8, 8)
