@@ -223,6 +223,9 @@ def _within_budgets(cost: Cost, config: SearchConfig) -> bool:
     return cost.macs <= config.budget_flops and (config.params_budget is None or cost.params <= config.params_budget)
 
 
+_EVALUATION_KEYS = ("latency_ms", "latency", "proxy", "proxies", "pruned")  # what dedup reuses
+
+
 class Objective:
     """Optuna objective: sample, count, constrain, measure, score. Equal architectures are evaluated once."""
 
@@ -232,14 +235,17 @@ class Objective:
         self.space = config.space
         self.table = LatencyTable.open(config.measure) if config.latency_mode == "lut" else None
         self.seen: dict[str, dict[str, Any]] = {}
+        self.guard = InterruptGuard()
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            if trial.user_attrs.get("feasible") and "latency_ms" in trial.user_attrs:
-                self.seen.setdefault(trial.user_attrs["arch_id"], trial.user_attrs)
+            if "latency_ms" in trial.user_attrs:
+                evaluation = {k: trial.user_attrs[k] for k in _EVALUATION_KEYS if k in trial.user_attrs}
+                self.seen.setdefault(trial.user_attrs["arch_id"], evaluation)
 
     def __call__(self, trial: optuna.Trial) -> Sequence[float] | float:
         baseline = trial.user_attrs.get("baseline")
         genotype = baseline_genotype(baseline, self.config) if baseline else self.space.sample(trial)
-        cost = count_cost(genotype)
+        with self.guard.region():
+            cost = count_cost(genotype)
         attrs: dict[str, Any] = {
             "genotype": genotype.to_string(),
             "arch_id": genotype.arch_id,
@@ -255,8 +261,10 @@ class Objective:
             trial.set_constraint("params_over_budget", cost.params - self.config.params_budget)
         feasible = _within_budgets(cost, self.config)
         if feasible:
-            attrs.update(self.seen.get(genotype.arch_id) or self._evaluate(genotype, trial))
-            self.seen.setdefault(genotype.arch_id, attrs)
+            if genotype.arch_id not in self.seen:
+                with self.guard.region():
+                    self.seen[genotype.arch_id] = self._evaluate(genotype, trial)
+            attrs.update(self.seen[genotype.arch_id])
             if self.config.latency_budget_ms is not None:
                 over = attrs["latency_ms"] - self.config.latency_budget_ms
                 trial.set_constraint("latency_over_budget", over)
@@ -279,7 +287,7 @@ class Objective:
             result = measure_latency(genotype, self.config.measure)
             attrs["latency_ms"] = result.median_ms
             attrs["latency"] = {**result.to_dict(), "source": "measured"}
-        report = _pruning_reporter(trial) if self.config.proxy == "train" else None
+        report = self._pruning_reporter(trial) if self.config.proxy == "train" else None
         scores = compute_proxies(
             genotype, [self.config.proxy], data=self.data, seed=self.config.seed or 0, report=report
         )
@@ -288,6 +296,14 @@ class Objective:
         if scores[self.config.proxy].pruned:
             attrs["pruned"] = True
         return attrs
+
+    def _pruning_reporter(self, trial: optuna.Trial) -> Callable[[int, float], bool]:
+        def report(step: int, value: float) -> bool:
+            with self.guard.region(interruptible=False):  # a storage write
+                trial.report(value, step)
+                return trial.should_prune()
+
+        return report
 
     def _values(self, attrs: dict[str, Any]) -> Sequence[float] | float:
         if self.config.objective == "pareto":
@@ -305,14 +321,6 @@ def mnasnet_reward(proxy: float, latency_ms: float, target_ms: float, weight: fl
     return proxy * (latency_ms / target_ms) ** weight
 
 
-def _pruning_reporter(trial: optuna.Trial) -> Callable[[int, float], bool]:
-    def report(step: int, value: float) -> bool:
-        trial.report(value, step)
-        return trial.should_prune()
-
-    return report
-
-
 def run_search(
     config: SearchConfig,
     n_trials: int | None,
@@ -328,28 +336,30 @@ def run_search(
     """
     study = open_or_create_study(config)
     objective = Objective(config, study, data)
-    guard = _InterruptGuard()
-    with guard.installed():
-        study.optimize(guard.wrap(objective), n_trials=n_trials, timeout=timeout, callbacks=[*callbacks, guard.stop])
-    if guard.requested:
+    with objective.guard.installed():
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[*callbacks, objective.guard.stop])
+    if objective.guard.requested:
         raise KeyboardInterrupt
     return study
 
 
-class _InterruptGuard:
-    """Raises KeyboardInterrupt on SIGINT only inside the objective; elsewhere it asks the study to stop."""
+class InterruptGuard:
+    """Ctrl-C that never lands in a storage write: SIGINT raises KeyboardInterrupt at once only inside
+    ``region()`` (pure computation: counting, measuring, scoring); anywhere else it is noted and raised at
+    the next region, or the study stops after the current trial."""
 
     def __init__(self) -> None:
-        self.inside = False
+        self.interruptible = False
         self.requested = False
 
     def _handle(self, _signum: int, _frame: object) -> None:
         self.requested = True
-        if self.inside:
+        if self.interruptible:
             raise KeyboardInterrupt
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
+        """Handle SIGINT while the block runs (main thread only; elsewhere nothing changes)."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -359,16 +369,20 @@ class _InterruptGuard:
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    def wrap(self, objective: Callable[[optuna.Trial], Any]) -> Callable[[optuna.Trial], Any]:
-        def guarded(trial: optuna.Trial) -> Any:
-            self.inside = True
-            try:
-                return objective(trial)
-            finally:
-                self.inside = False
-
-        return guarded
+    @contextlib.contextmanager
+    def region(self, interruptible: bool = True) -> Iterator[None]:
+        """A block Ctrl-C may interrupt (or, with ``interruptible=False``, one it must not)."""
+        if interruptible and self.requested:
+            raise KeyboardInterrupt
+        outer, self.interruptible = self.interruptible, interruptible
+        try:
+            yield
+        finally:
+            self.interruptible = outer
+        if outer and self.requested:
+            raise KeyboardInterrupt
 
     def stop(self, study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        """Optuna callback: end the study after a trial during which Ctrl-C was pressed."""
         if self.requested:
             study.stop()

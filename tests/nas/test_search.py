@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import optuna
@@ -137,3 +138,24 @@ def test_reward_objective(tmp_path: Path) -> None:
 def test_bad_choices_are_usage_errors(tmp_path: Path, field: str, value: str) -> None:
     with pytest.raises(UsageError, match=value):
         tiny_config(tmp_path, **{field: value})
+
+
+def test_interrupt_guard_defers_ctrl_c_outside_computation() -> None:
+    import os
+    import signal
+
+    from shufflenet_nas.nas.search import InterruptGuard
+
+    guard = InterruptGuard()
+    with guard.installed():
+        with pytest.raises(KeyboardInterrupt), guard.region():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # interrupted at once
+        guard.requested = False
+        with guard.region(interruptible=False):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a storage write: not interrupted
+        assert guard.requested
+        with pytest.raises(KeyboardInterrupt), guard.region():
+            pass  # raised at the next computation
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
