@@ -1,0 +1,102 @@
+"""Search throughput and quality on this machine's CPU at 224x224, --budget 146MFLOPs.
+
+Prints:
+1. trials per minute with measured latency and the default zero-cost proxy;
+2. the time to build a lookup table from 100 random architectures, then trials per minute of a search
+   on it (parts it has not seen are measured on first use) with the default proxy, and with --proxy params
+   (which shows what the proxy costs);
+3. the best architecture of the lookup-table study (re-measured) beside ShuffleNet V2 1.0x, both measured
+   in this run, interleaved, with the same precise settings: latency ratio and proxy scores.
+
+Usage: python benchmarks/search.py [--trials-measured 60] [--trials-lut 300]
+Everything goes to a temporary directory (studies and the lookup table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+
+from shufflenet_nas.nas.latency import MeasureConfig, measure_latency
+from shufflenet_nas.nas.lut import LatencyTable, sample_architectures
+from shufflenet_nas.nas.proxies import DEFAULT_PROXY, compute_proxies
+from shufflenet_nas.nas.search import SearchConfig, run_search
+from shufflenet_nas.results.summary import remeasure_front, summarise
+from shufflenet_nas.search_spaces import BASELINES, Genotype, SearchSpace
+
+
+def timed_search(config: SearchConfig, n_trials: int) -> tuple[optuna.Study, float]:
+    start = time.perf_counter()
+    study = run_search(config, n_trials=n_trials, timeout=None)
+    return study, n_trials / (time.perf_counter() - start) * 60
+
+
+def interleaved_medians(genotypes: list[Genotype], config: MeasureConfig, rounds: int) -> list[float]:
+    """Median over rounds of each architecture's median, measured in turn (drift hits all alike)."""
+    per_arch: list[list[float]] = [[] for _ in genotypes]
+    for _ in range(rounds):
+        for index, genotype in enumerate(genotypes):
+            per_arch[index].append(measure_latency(genotype, config).median_ms)
+    return [statistics.median(values) for values in per_arch]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials-measured", type=int, default=60)
+    parser.add_argument("--trials-lut", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    work = Path(tempfile.mkdtemp(prefix="snas-bench-"))
+    os.environ["SHUFFLENET_NAS_CACHE_DIR"] = str(work / "lut")
+    search_measure = MeasureConfig(target="cpu", max_time_s=0.5, rel_precision=0.01)
+    common = {"budget_flops": 146e6, "measure": search_measure, "seed": args.seed, "results_dir": work}
+    print(
+        f"CPU, 224x224, batch 1, fp32, {search_measure.resolved_threads} threads, proxy {DEFAULT_PROXY}, "
+        f"budget 146 MFLOPs, TPE seed {args.seed}"
+    )
+
+    _, measured_rate = timed_search(SearchConfig(study_name="measured", **common), args.trials_measured)
+    print(f"measured latency: {measured_rate:.1f} trials/min over {args.trials_measured} trials (goal >= 60)")
+
+    start = time.perf_counter()
+    table = LatencyTable.open(search_measure)
+    for genotype in sample_architectures(SearchSpace(budget_mflops=146), 100, seed=args.seed):
+        table.predict_ms(genotype)
+    print(f"lookup table: {len(table)} parts from 100 random architectures in {time.perf_counter() - start:.0f} s")
+    study, lut_rate = timed_search(SearchConfig(study_name="lut", latency_mode="lut", **common), args.trials_lut)
+    print(f"lookup table + {DEFAULT_PROXY}: {lut_rate:.1f} trials/min over {args.trials_lut} trials (goal >= 1000)")
+    params_config = SearchConfig(study_name="lut-params", latency_mode="lut", proxy="params", **common)
+    _, params_rate = timed_search(params_config, args.trials_lut)
+    print(f"lookup table + params: {params_rate:.1f} trials/min over {args.trials_lut} trials ({len(table)} parts)")
+
+    remeasure_front(study, search_measure)
+    summary = summarise(study)
+    reference = next(r for r in summary.baselines if r.baseline == "shufflenet_v2_x1_0")
+    precise = MeasureConfig(target="cpu", max_time_s=3.0, rel_precision=0.005)
+    v2 = BASELINES["shufflenet_v2_x1_0"].genotype
+    candidates = [Genotype.from_string(r.genotype) for r in summary.pareto if r.proxy >= reference.proxy]
+    if not candidates:
+        print(f"no architecture in {args.trials_lut} trials reached V2 1.0x's proxy ({reference.proxy:.4g})")
+        return
+    latencies = interleaved_medians([v2, *candidates], precise, rounds=5)
+    v2_ms, best_ms, best = min(
+        ((latencies[0], ms, g) for ms, g in zip(latencies[1:], candidates, strict=True)), key=lambda x: x[1]
+    )
+    proxy = compute_proxies(best, [DEFAULT_PROXY], seed=args.seed)[DEFAULT_PROXY].value
+    v2_proxy = compute_proxies(v2, [DEFAULT_PROXY], seed=args.seed)[DEFAULT_PROXY].value
+    print(f"ShuffleNet V2 1.0x: {v2_ms:.2f} ms, proxy {v2_proxy:.4g}")
+    print(f"best found ({best.family}, {best.arch_id}): {best_ms:.2f} ms, proxy {proxy:.4g}")
+    print(f"  {best}")
+    saved = (1 - best_ms / v2_ms) * 100
+    print(f"latency ratio best / V2 1.0x: {best_ms / v2_ms:.3f} ({saved:.1f}% lower latency; goal >= 20%)")
+
+
+if __name__ == "__main__":
+    main()
