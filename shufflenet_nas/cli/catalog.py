@@ -10,7 +10,7 @@ from rich.table import Table
 from shufflenet_nas.cli.common import ArchArgument, JsonOption, arch_from_argument, out, print_json
 from shufflenet_nas.nas.cost import cost_breakdown, count_cost
 from shufflenet_nas.search_spaces import BASELINES, SearchSpace
-from shufflenet_nas.search_spaces.plan import conv_out
+from shufflenet_nas.search_spaces.plan import network_plan
 
 
 def baselines(json_output: JsonOption = False) -> None:
@@ -61,12 +61,12 @@ def describe(
     genotype = arch_from_argument(arch, resolution)
     total = count_cost(genotype)
     sections = cost_breakdown(genotype)
-    size = genotype.resolution
-    size = conv_out(size, 2) if genotype.stem_stride >= 2 else size
-    size = conv_out(size, 2) if genotype.stem_stride == 4 else size
+    plan = network_plan(genotype)
     stages = []
+    first = 1
     for stage, (name, cost) in zip(genotype.stages, sections[1:-1], strict=True):
-        size = conv_out(size, 2)
+        first += stage.repeats
+        size = plan[first].resolution  # the input size of the next part is this stage's output size
         stages.append({"name": name, **stage.__dict__, "output_size": size, **cost.to_dict()})
     data = {
         "arch_id": genotype.arch_id,

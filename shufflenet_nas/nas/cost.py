@@ -82,8 +82,8 @@ def count_macs(genotype: Genotype) -> int:
 @functools.lru_cache(maxsize=65536)
 def part_cost(spec: PartSpec) -> Cost:
     """The cost of one part at batch 1 (cached: equal parts are counted once per process)."""
-    torch.manual_seed(0)
-    module = build_part(spec).eval()
+    with torch.random.fork_rng(devices=[]):  # initialising weights must not move the caller's RNG
+        module = build_part(spec).eval()
     x = torch.zeros(1, *spec.input_shape)
     with torch.inference_mode(False), torch.no_grad():
         macs = fvcore_macs(module, x)

@@ -90,3 +90,13 @@ def test_cost_reflects_the_v2_guidelines(tiny_v2: Genotype) -> None:
     assert v1.macs < v2.macs * 1.0 and v1.memory_access > v2.memory_access  # G2: groups raise MAC
     small = count_cost(tiny_v2)
     assert 0 < small.macs < v2.macs and small.operators > 0 and small.peak_activation_bytes > 0
+
+
+def test_counting_leaves_the_callers_random_state_alone(tiny_v2: Genotype) -> None:
+    from dataclasses import replace
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    count_cost(replace(tiny_v2, num_classes=7))  # a part not counted before: the network is built
+    assert torch.equal(torch.rand(3), expected)
