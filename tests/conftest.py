@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,20 @@ import pytest
 import torch
 from PIL import Image
 
+from shufflenet_nas.nas import latency
 from shufflenet_nas.search_spaces import Genotype, StageGene
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Latency tables and speed anchors in a temporary folder, never ~/.cache; anchors timed briefly."""
+    path = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SHUFFLENET_NAS_CACHE_DIR", str(path))
+        patch.setattr(latency, "ANCHOR_TIME_S", 0.2)
+        yield path
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from rich.table import Table
 
 from shufflenet_nas.cli.common import ArchArgument, JsonOption, arch_from_argument, err, out, print_json
 from shufflenet_nas.errors import UsageError
-from shufflenet_nas.nas.latency import MeasureConfig, check_target, measure_latency
-from shufflenet_nas.nas.lut import Evaluation, LatencyTable, compare, default_cache_dir, sample_architectures
+from shufflenet_nas.nas.latency import MeasureConfig, check_target, default_cache_dir, measure_latency
+from shufflenet_nas.nas.lut import Evaluation, LatencyTable, compare, sample_architectures
 from shufflenet_nas.search_spaces import SearchSpace
 from shufflenet_nas.units import parse_flops
 
@@ -27,7 +27,8 @@ TargetOption = Annotated[
 BatchOption = Annotated[int, typer.Option("--batch", help="Batch size.")]
 DtypeOption = Annotated[str, typer.Option("--dtype", help="fp32; bf16 on cpu and gpu; fp16 on gpu.")]
 ThreadsOption = Annotated[
-    int | None, typer.Option("--threads", help="CPU threads, set explicitly (default: the physical cores).")
+    int | None,
+    typer.Option("--threads", help="CPU threads, set explicitly (default 1: the V2 paper's ARM protocol, steadiest)."),
 ]
 RuntimeOption = Annotated[
     str | None,
@@ -41,6 +42,15 @@ ResolutionOption = Annotated[int | None, typer.Option("--resolution", help="Over
 IsolateOption = Annotated[
     bool,
     typer.Option("--isolate", help="Measure in a child process, so a CUDA OOM or error cannot poison what follows."),
+]
+NormalizeOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--normalize/--raw",
+        help="Scale runs to the speed anchor of a reference network timed between them, so a shared host's "
+        "speed swings cancel (default on cpu and onnxruntime), or report raw times (default on gpu).",
+        show_default=False,
+    ),
 ]
 MaxTimeOption = Annotated[float, typer.Option("--max-time", help="Time cap per measurement, in seconds.")]
 PrecisionOption = Annotated[
@@ -65,6 +75,7 @@ def measure_config(
     isolate: bool = False,
     max_time_s: float = 10.0,
     rel_precision: float = 0.005,
+    normalize: bool | None = None,
 ) -> MeasureConfig:
     """The options as a checked ``MeasureConfig``: bad values exit 2, a missing device exits 1."""
     config = MeasureConfig(
@@ -75,6 +86,7 @@ def measure_config(
         runtime=runtime.lower() if runtime else None,
         max_time_s=max_time_s,
         rel_precision=rel_precision,
+        normalize=normalize,
         isolate=isolate,
     )
     check_target(config)
@@ -92,11 +104,12 @@ def measure(
     isolate: IsolateOption = False,
     max_time: MaxTimeOption = 10.0,
     precision: PrecisionOption = 0.005,
+    normalize: NormalizeOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Measured latency of ARCH on a device: median, p10 / p90, robust CV, runs, and where it was measured."""
     genotype = arch_from_argument(arch, resolution)
-    config = measure_config(target, batch, dtype, threads, runtime, isolate, max_time, precision)
+    config = measure_config(target, batch, dtype, threads, runtime, isolate, max_time, precision, normalize)
     with err.status(f"measuring {genotype.arch_id} on {config.target} ({config.resolved_runtime})"):
         result = measure_latency(genotype, config)
     data = {"genotype": genotype.to_string(), **result.to_dict()}
@@ -110,6 +123,12 @@ def measure(
         highlight=False,
     )
     out.print(_provenance_line(data), highlight=False)
+    if data["normalized"]:
+        out.print(
+            f"normalised to the speed anchor of {data['reference']} ({data['reference_anchor_ms']:.3f} ms; "
+            f"{data['reference_median_ms']:.3f} ms during this run); raw median {data['raw_median_ms']:.3f} ms",
+            highlight=False,
+        )
 
 
 def _provenance_line(data: dict[str, Any]) -> str:
@@ -163,6 +182,7 @@ def lut_build(
     cache_dir: CacheDirOption = None,
     max_time: MaxTimeOption = 1.0,
     precision: PrecisionOption = 0.01,
+    normalize: NormalizeOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Measure the parts of SAMPLES random architectures of the search space, then calibrate on a few of them.
@@ -171,7 +191,7 @@ def lut_build(
     """
     if not 1 <= calibration <= samples:
         raise UsageError(f"--calibration {calibration}: need between 1 and --samples ({samples})")
-    config = measure_config(target, batch, dtype, threads, runtime, False, max_time, precision)
+    config = measure_config(target, batch, dtype, threads, runtime, False, max_time, precision, normalize)
     space = SearchSpace(budget_mflops=parse_flops(budget) / 1e6, resolution=resolution)
     table = LatencyTable.open(config, cache_dir or default_cache_dir())
     if rebuild:
@@ -220,13 +240,14 @@ def lut_eval(
     cache_dir: CacheDirOption = None,
     max_time: MaxTimeOption = 1.0,
     precision: PrecisionOption = 0.01,
+    normalize: NormalizeOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Predicted vs measured latency of SAMPLES random architectures: share within ±10% / ±5%, MAPE.
 
     Missing parts (and a missing calibration) are measured first; calibration networks are left out.
     """
-    config = measure_config(target, batch, dtype, threads, runtime, False, max_time, precision)
+    config = measure_config(target, batch, dtype, threads, runtime, False, max_time, precision, normalize)
     space = SearchSpace(budget_mflops=parse_flops(budget) / 1e6, resolution=resolution)
     table = LatencyTable.open(config, cache_dir or default_cache_dir())
     calibrated = {network for network, _, _ in table.calibration(resolution).networks}

@@ -17,6 +17,7 @@ from shufflenet_nas.cli.measure import (
     DtypeOption,
     IsolateOption,
     MaxTimeOption,
+    NormalizeOption,
     PrecisionOption,
     ResolutionOption,
     RuntimeOption,
@@ -64,6 +65,7 @@ def search(
     isolate: IsolateOption = False,
     max_time: MaxTimeOption = 0.5,
     precision: PrecisionOption = 0.01,
+    normalize: NormalizeOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Search the ShuffleNet space for fast, accurate architectures under a FLOPs budget.
@@ -72,7 +74,7 @@ def search(
     """
     from shufflenet_nas.nas.data import load_dataset
 
-    measure = measure_config(target, batch, dtype, threads, runtime, isolate, max_time, precision)
+    measure = measure_config(target, batch, dtype, threads, runtime, isolate, max_time, precision, normalize)
     dataset = load_dataset(data) if data is not None else None
     check_proxy_names([proxy], dataset)
     budget_flops = parse_flops(budget)

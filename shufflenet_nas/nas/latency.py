@@ -4,15 +4,23 @@ How a measurement runs (``measure_latency`` / ``measure_module``):
 
 - the module is put in eval mode under ``torch.inference_mode``, cast to the dtype, moved to the device and,
   where it helps (CPU eager; GPU with fp16/bf16), converted to channels-last;
-- CPU intra-op threads are set explicitly (``threads``; default: the physical cores this process may run on)
-  and restored afterwards; ONNX Runtime gets the same count as ``intra_op_num_threads``;
+- CPU intra-op threads are set explicitly (``threads``; default 1, the ShuffleNet V2 paper's ARM protocol and
+  the setting least disturbed by other processes) and restored afterwards; ONNX Runtime gets the same count
+  as ``intra_op_num_threads``;
 - warm-up runs until the median of the last 5 runs stops improving (at most a quarter of the time cap);
 - timed runs (CUDA events on the GPU, ``perf_counter_ns`` elsewhere; garbage collection paused) repeat until
   the 95% confidence interval of the median is within ``rel_precision`` of it, or the time cap
   ``max_time_s`` is reached; the interval is distribution-free (order statistics) and widened when blocks
   of consecutive runs disagree (batch medians), so a drifting machine load does not pass for precision;
 - the figures are outlier-robust: median, 10th / 90th percentiles, and ``cv``, the robust coefficient of
-  variation of single runs (1.4826 * median absolute deviation / median).
+  variation of single runs (1.4826 * median absolute deviation / median);
+- speed normalisation (default on cpu and onnxruntime): a shared machine's speed swings by 1.5-2x for
+  seconds at a time (other tenants of the host), which no estimator over one process's runs removes. So a
+  fixed reference network (ShuffleNet V2 1.0x at 96x96) runs before each block of runs of about its own
+  duration, and each run is scaled by ``anchor / reference``: the latency the network has when the
+  machine runs the reference at its anchor speed. The anchor is measured once per device and config and
+  kept in ``anchors.json`` in the cache directory, so every process scales by the same number. The raw
+  median and the reference's median ride along in the provenance.
 
 Every result carries its provenance (device, torch version, threads, batch, dtype, runtime, resolution, ...).
 On the GPU the default runtime is CUDA-graph replay: eager batch-1 timing there is set by kernel-launch
@@ -25,6 +33,7 @@ from __future__ import annotations
 import functools
 import gc
 import io
+import json
 import math
 import os
 import platform
@@ -64,34 +73,35 @@ WARMUP_SHARE = 0.25  # at most this share of the time cap goes to warm-up
 MIN_RUNS = 5  # timed runs even when the time cap is reached
 MIN_PRECISION_RUNS = 10  # before the median's confidence interval is trusted
 MAX_RUNS = 20_000
+REFERENCE_ARCH = "shufflenet_v2_x1_0"  # the speed reference, at REFERENCE_RESOLUTION
+REFERENCE_RESOLUTION = 96
+ANCHOR_TIME_S = 5.0  # how long the reference is timed when its anchor is first measured
 BLOCKS = 10  # contiguous blocks of runs for the batch-medians confidence interval
 MIN_BLOCK_RUNS = 5
 # Student's t 97.5% quantiles by degrees of freedom (blocks - 1), for the batch-medians interval.
 _T975 = {2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
-def default_threads() -> int:
-    """Physical cores this process may run on (hyper-threads of one core count once)."""
-    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-    cores = set()
-    for cpu in cpus:
-        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-        try:
-            cores.add(((topology / "physical_package_id").read_text(), (topology / "core_id").read_text()))
-        except OSError:
-            cores.add(("cpu", str(cpu)))
-    return max(1, len(cores))
+def default_cache_dir() -> Path:
+    """``$SHUFFLENET_NAS_CACHE_DIR``, else ``$XDG_CACHE_HOME/shufflenet-nas/lut`` (``~/.cache/...``).
+
+    Latency tables and the speed anchors live here."""
+    if override := os.environ.get("SHUFFLENET_NAS_CACHE_DIR"):
+        return Path(override)
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home) / "shufflenet-nas" / "lut"
 
 
 @dataclass(frozen=True)
 class MeasureConfig:
-    """How to measure: target, batch, dtype, threads, runtime, time cap and precision.
+    """How to measure: target, batch, dtype, threads, runtime, time cap, precision, speed normalisation.
 
-    ``threads=None`` means ``default_threads()`` (the physical cores); ``runtime=None`` means the target's
-    default: ``eager`` on cpu, ``cudagraph`` on gpu, ``onnxruntime`` for onnxruntime. ``max_time_s`` caps one
-    measurement (warm-up and timed runs, not the model build); ``rel_precision`` is the relative half-width of
-    the median's 95% confidence interval at which timing stops early. ``isolate`` runs ``measure_latency`` in
-    a child process. Invalid combinations raise ``UsageError`` at construction (e.g. fp16 on cpu).
+    ``threads=None`` means 1; ``runtime=None`` means the target's default: ``eager`` on cpu, ``cudagraph`` on
+    gpu, ``onnxruntime`` for onnxruntime. ``max_time_s`` caps one measurement (warm-up and timed runs, not the
+    model build); ``rel_precision`` is the relative half-width of the median's 95% confidence interval at
+    which timing stops early. ``normalize=None`` means on for cpu and onnxruntime, off for gpu (graph replay
+    on a dedicated card is stable without it). ``isolate`` runs ``measure_latency`` in a child process.
+    Invalid combinations raise ``UsageError`` at construction (e.g. fp16 on cpu).
     """
 
     target: str = "cpu"
@@ -101,6 +111,7 @@ class MeasureConfig:
     runtime: str | None = None
     max_time_s: float = 10.0
     rel_precision: float = 0.005
+    normalize: bool | None = None
     isolate: bool = False
 
     def __post_init__(self) -> None:
@@ -134,7 +145,12 @@ class MeasureConfig:
 
     @property
     def resolved_threads(self) -> int:
-        return self.threads or default_threads()
+        return self.threads or 1
+
+    @property
+    def normalized(self) -> bool:
+        """Whether runs are scaled to the reference's anchor speed (default: on, except on gpu)."""
+        return self.target != "gpu" if self.normalize is None else self.normalize
 
     @property
     def channels_last(self) -> bool:
@@ -295,6 +311,7 @@ def software_provenance(config: MeasureConfig) -> dict[str, Any]:
         "batch": config.batch,
         "dtype": config.dtype,
         "channels_last": config.channels_last,
+        "normalized": config.normalized,
     }
 
 
@@ -327,8 +344,11 @@ def measure_module(
     the format it receives inside the network); by default the input is channels-last where the model is.
     The provenance then records ``input_channels_last``, and ``output_channels_last`` for 4-D outputs.
     """
+    anchor_ms = reference_anchor_ms(config) if config.normalized else None
     try:
         with timed_forward(module, input_shape, config, channels_last_input) as (step, output):
+            if anchor_ms is not None:
+                step = NormalizedStep(step, _reference_step(config), anchor_ms)
             times, warmup, stopped = sample_times(step, config.max_time_s, config.rel_precision)
     except torch.cuda.OutOfMemoryError:
         raise ShuffleNetNASError(
@@ -340,6 +360,8 @@ def measure_module(
         provenance["input_channels_last"] = channels_last_input
     if output is not None and output.dim() == 4:
         provenance["output_channels_last"] = _is_channels_last(output)
+    if isinstance(step, NormalizedStep):
+        provenance |= step.provenance(len(times))
     stats = summarize(times)
     provenance |= {"warmup_runs": warmup, "ci_rel": stats.ci_rel, "stopped_by": stopped}
     return LatencyResult(stats.median_ms, stats.p10_ms, stats.p90_ms, stats.cv, stats.runs, provenance)
@@ -480,6 +502,82 @@ def _without_gc(step: Callable[[], float]) -> Callable[[], float]:
                 gc.enable()
 
     return timed
+
+
+# ---- speed normalisation ----------------------------------------------------------------------------
+class NormalizedStep:
+    """``step`` with a run of the reference before each block of about the reference's duration; returns
+    each run's ms scaled by ``anchor_ms / ms of the block's reference run``."""
+
+    def __init__(self, step: Callable[[], float], reference: Callable[[], float], anchor_ms: float) -> None:
+        self.step, self.reference, self.anchor_ms = step, reference, anchor_ms
+        self.raw_ms: list[float] = []
+        self.reference_ms: list[float] = []
+        self._block_left_ms = 0.0
+
+    def __call__(self) -> float:
+        if self._block_left_ms <= 0:
+            self.reference_ms.append(self.reference())
+            self._block_left_ms = self.reference_ms[-1]
+        ms = self.step()
+        self._block_left_ms -= ms
+        self.raw_ms.append(ms)
+        return ms * self.anchor_ms / self.reference_ms[-1]
+
+    def provenance(self, timed_runs: int) -> dict[str, Any]:
+        """The reference, its anchor and observed median, and the raw median of the last ``timed_runs``."""
+        return {
+            "reference": f"{REFERENCE_ARCH}@{REFERENCE_RESOLUTION}px",
+            "reference_anchor_ms": self.anchor_ms,
+            "reference_median_ms": float(np.median(self.reference_ms)),
+            "raw_median_ms": float(np.median(self.raw_ms[-timed_runs:])),
+        }
+
+
+def reference_genotype() -> Genotype:
+    """The speed reference: ShuffleNet V2 1.0x at 96x96 (about the cost of a mid-sized searched network)."""
+    from shufflenet_nas.search_spaces.baselines import BASELINES
+
+    return BASELINES[REFERENCE_ARCH].genotype.with_resolution(REFERENCE_RESOLUTION)
+
+
+def _reference_step(config: MeasureConfig) -> Callable[[], float]:
+    genotype = reference_genotype()
+    side = genotype.resolution
+    x = torch.randn(config.batch, 3, side, side, generator=torch.Generator().manual_seed(1))
+    return _make_step(seeded(lambda: build(genotype)).eval(), x, config, config.channels_last)[0]
+
+
+_anchors: dict[tuple[Path, str], float] = {}
+
+
+def reference_anchor_ms(config: MeasureConfig) -> float:
+    """The reference's raw median on this device and config: measured once (``ANCHOR_TIME_S``), then read
+    from ``anchors.json`` in the cache directory; when two processes race, the first stored anchor wins."""
+    raw = replace(config, normalize=False, isolate=False, max_time_s=ANCHOR_TIME_S, rel_precision=0.002)
+    reference = {"reference": f"{REFERENCE_ARCH}@{REFERENCE_RESOLUTION}px"}
+    key = json.dumps(software_provenance(raw) | reference, sort_keys=True)
+    path = default_cache_dir() / "anchors.json"
+    if (path, key) not in _anchors:
+        stored = _read_anchors(path)
+        if key not in stored:
+            measured = measure_latency(reference_genotype(), raw).median_ms
+            stored = _read_anchors(path)
+            stored.setdefault(key, measured)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(stored, indent=1, sort_keys=True))
+            os.replace(temporary, path)
+        _anchors[path, key] = float(stored[key])
+    return _anchors[path, key]
+
+
+def _read_anchors(path: Path) -> dict[str, float]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 # ---- isolation in a child process --------------------------------------------------------------------

@@ -9,8 +9,10 @@ fit of measured against summed latencies on a few calibration networks per input
 parts do not see: the network's own forward overhead, caches shared between parts).
 
 Tables live on disk, one JSON file per device, software and measurement key (target, runtime, device
-name, torch / CUDA / onnxruntime versions, threads, batch, dtype, memory format, a fingerprint of the
-code that builds the parts): a change to any of these opens a different, empty table. Missing parts are
+name, torch / CUDA / onnxruntime versions, threads, batch, dtype, memory format, speed normalisation and
+its anchor, a fingerprint of the code that builds the parts): a change to any of these opens a different,
+empty table. Normalised parts and networks (the default on cpu) are all in the anchor's units, so a part
+timed while the host was busy still adds up with one timed while it was quiet. Missing parts are
 measured on first use and persisted; when all of a network's parts are known a prediction is a few
 dictionary look-ups. The directory is ``$SHUFFLENET_NAS_CACHE_DIR`` if set, else
 ``$XDG_CACHE_HOME/shufflenet-nas/lut`` (``~/.cache/shufflenet-nas/lut``).
@@ -33,8 +35,10 @@ import numpy as np
 from shufflenet_nas.nas.latency import (
     MeasureConfig,
     check_target,
+    default_cache_dir,
     measure_latency,
     measure_module,
+    reference_anchor_ms,
     seeded,
     software_provenance,
 )
@@ -49,14 +53,6 @@ CALIBRATION_NETWORKS = 6  # networks measured whole when a resolution has no cal
 CALIBRATION_SEED = 0
 
 
-def default_cache_dir() -> Path:
-    """``$SHUFFLENET_NAS_CACHE_DIR``, else ``$XDG_CACHE_HOME/shufflenet-nas/lut`` (``~/.cache/...``)."""
-    if override := os.environ.get("SHUFFLENET_NAS_CACHE_DIR"):
-        return Path(override)
-    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache_home) / "shufflenet-nas" / "lut"
-
-
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """Hash of the sources that define the parts (blocks, builder, plan): edit them and tables start over."""
@@ -67,8 +63,10 @@ def code_fingerprint() -> str:
 
 
 def table_key(config: MeasureConfig) -> dict[str, Any]:
-    """Everything a table's entries depend on; the file name is its hash."""
-    return software_provenance(config) | {"code": code_fingerprint(), "format": LUT_FORMAT}
+    """Everything a table's entries depend on (with the speed anchor they are scaled to); the file name is its
+    hash."""
+    key = software_provenance(config) | {"code": code_fingerprint(), "format": LUT_FORMAT}
+    return key | ({"reference_anchor_ms": reference_anchor_ms(config)} if config.normalized else {})
 
 
 @functools.lru_cache(maxsize=65536)

@@ -32,6 +32,15 @@ def test_measure_prints_figures_and_where_they_were_measured(tiny_v1: Genotype) 
     assert result.exit_code == 0, result.output
     assert "median" in result.stdout and "p90" in result.stdout
     assert "onnxruntime / onnxruntime on" in result.stdout and "1 thread, batch 1, fp32, 48x48" in result.stdout
+    assert "normalised to the speed anchor of shufflenet_v2_x1_0@96px" in result.stdout
+    assert "raw median" in result.stdout
+
+
+def test_raw_reports_unnormalised_times(tiny_v2: Genotype) -> None:
+    result = runner.invoke(app, ["measure", str(tiny_v2), *QUICK, "--raw", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["normalized"] is False and "reference_anchor_ms" not in data
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")

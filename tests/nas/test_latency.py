@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -15,9 +16,9 @@ from shufflenet_nas.nas import latency
 from shufflenet_nas.nas.latency import (
     LatencyResult,
     MeasureConfig,
+    NormalizedStep,
     check_target,
     cpu_name,
-    default_threads,
     measure_latency,
     measure_module,
     median_ci_rel,
@@ -90,9 +91,66 @@ def test_default_runtime_per_target_and_eager_on_request() -> None:
     assert MeasureConfig("onnxruntime").resolved_runtime == "onnxruntime"
 
 
-def test_threads_default_to_physical_cores_and_are_set_explicitly() -> None:
-    assert MeasureConfig().resolved_threads == default_threads() >= 1
+def test_threads_default_to_one_and_are_set_explicitly() -> None:
+    assert MeasureConfig().resolved_threads == 1
     assert MeasureConfig(threads=3).resolved_threads == 3
+
+
+def test_normalisation_defaults_on_except_on_gpu() -> None:
+    assert MeasureConfig("cpu").normalized and MeasureConfig("onnxruntime").normalized
+    assert not MeasureConfig("gpu").normalized and MeasureConfig("gpu", normalize=True).normalized
+    assert not MeasureConfig("cpu", normalize=False).normalized
+
+
+# ---- speed normalisation --------------------------------------------------------------------------------
+def test_normalised_runs_cancel_the_machine_speed() -> None:
+    speeds = itertools.cycle([1.0] * 7 + [1.7] * 5)  # the host slows down by 1.7x for a while, again and again
+    speed = {"now": 1.0}
+    calls = {"reference": 0}
+
+    def model() -> float:
+        return 2.0 * speed["now"]
+
+    def reference() -> float:
+        speed["now"] = next(speeds)  # the speed changes between blocks
+        calls["reference"] += 1
+        return 4.0 * speed["now"]
+
+    step = NormalizedStep(model, reference, anchor_ms=4.0)
+    times = [step() for _ in range(100)]
+    assert times == pytest.approx([2.0] * 100)  # what the model takes at the anchor speed, every run
+    assert 40 <= calls["reference"] <= 50  # one reference run (4 ms) per block of about 4 ms of model runs
+    provenance = step.provenance(timed_runs=100)
+    assert provenance["reference_anchor_ms"] == 4.0 and provenance["raw_median_ms"] in (2.0, 3.4)
+
+
+def test_anchor_is_measured_once_and_kept_on_disk_per_config(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SHUFFLENET_NAS_CACHE_DIR", str(tmp_path))
+    measured: list[Any] = []
+
+    def fake_measure(genotype: Any, config: MeasureConfig) -> LatencyResult:
+        measured.append((genotype.resolution, config.threads, config.normalized))
+        return LatencyResult(3.0 + len(measured), 3.0, 3.0, 0.0, 10)
+
+    monkeypatch.setattr(latency, "measure_latency", fake_measure)
+    one, two = MeasureConfig(threads=1), MeasureConfig(threads=2)
+    assert latency.reference_anchor_ms(one) == 4.0
+    assert measured == [(latency.REFERENCE_RESOLUTION, 1, False)]  # the reference, timed raw
+    latency._anchors.clear()  # a new process: reads the file, measures nothing
+    assert latency.reference_anchor_ms(one) == 4.0 and len(measured) == 1
+    assert latency.reference_anchor_ms(two) == 5.0  # another thread count is another anchor
+    assert len(json.loads((tmp_path / "anchors.json").read_text())) == 2
+
+
+def test_normalised_measurement_reports_raw_and_reference_figures(tiny_v1) -> None:  # type: ignore[no-untyped-def]
+    data = measure_latency(tiny_v1, MeasureConfig(**QUICK)).to_dict()
+    assert data["normalized"] is True and data["reference"] == "shufflenet_v2_x1_0@96px"
+    anchor = latency.reference_anchor_ms(MeasureConfig(**QUICK))
+    assert data["reference_anchor_ms"] == anchor and data["reference_median_ms"] > 0
+    # the normalised median is the raw one scaled by anchor / reference, up to the blocks' spread
+    assert data["median_ms"] == pytest.approx(data["raw_median_ms"] * anchor / data["reference_median_ms"], rel=0.5)
+    raw = measure_latency(tiny_v1, MeasureConfig(normalize=False, **QUICK)).to_dict()
+    assert raw["normalized"] is False and "reference" not in raw and "raw_median_ms" not in raw
 
 
 def test_channels_last_where_it_helps() -> None:

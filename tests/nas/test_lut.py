@@ -137,17 +137,22 @@ def test_time_cap_and_precision_do_not_change_the_key(tmp_path: Path) -> None:
     assert LatencyTable.open(slower, tmp_path).path == LatencyTable.open(CONFIG, tmp_path).path
 
 
-@pytest.mark.parametrize("change", ["torch", "code"])
-def test_new_software_or_code_opens_an_empty_table(
+@pytest.mark.parametrize("change", ["torch", "code", "anchor", "raw"])
+def test_new_software_code_or_speed_anchor_opens_an_empty_table(
     change: str, tiny_v1: Genotype, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     table = LatencyTable.open(CONFIG, tmp_path)
     table.parts_ms(tiny_v1)
+    config = CONFIG
     if change == "torch":
         monkeypatch.setattr(torch, "__version__", "9.9.9")
-    else:
+    elif change == "code":
         monkeypatch.setattr(lut, "code_fingerprint", lambda: "edited-blocks")
-    fresh = LatencyTable.open(CONFIG, tmp_path)
+    elif change == "anchor":  # re-anchored speed: entries in the old anchor's units do not mix with new ones
+        monkeypatch.setattr(lut, "reference_anchor_ms", lambda config: 123.0)
+    else:
+        config = MeasureConfig(threads=1, max_time_s=0.02, rel_precision=0.05, normalize=False)
+    fresh = LatencyTable.open(config, tmp_path)
     assert fresh.path != table.path and len(fresh) == 0
     monkeypatch.undo()
     assert len(LatencyTable.open(CONFIG, tmp_path)) == len(table)  # the old table is still there for the old key
