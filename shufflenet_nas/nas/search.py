@@ -12,6 +12,7 @@ import contextlib
 import math
 import signal
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,9 +129,12 @@ class SearchConfig:
 
 
 def create_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    """TPE (Optuna's default, multivariate), NSGA-II, or random sampling."""
+    """TPE (multivariate, grouped by family: V1 and V2 parameters are modelled jointly where they apply),
+    NSGA-II, or random sampling."""
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # ``group`` is experimental
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10, multivariate=True, group=True)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
     return optuna.samplers.RandomSampler(seed=seed)
