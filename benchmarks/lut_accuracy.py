@@ -5,6 +5,8 @@
 Starts from an empty table (a temporary directory unless --cache-dir is given), calibrates it on a few random
 networks (seed 0), then predicts and measures SAMPLES other random networks (seed 1), filling missing parts
 on the way. Target on cpu: >= 95% of 30 networks within +-10% of measured, a cached prediction under 1 ms.
+With --estimate N it then predicts N further networks the way a search does, estimating the parts the table
+lacks from measured parts of the same structure, and measures them whole.
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ def main() -> None:
     parser.add_argument("--max-time", type=float, default=2.0, help="time cap per measurement, seconds")
     parser.add_argument("--precision", type=float, default=0.005, help="target CI half-width of each median")
     parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument(
+        "--estimate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then predict N more random architectures estimating their missing parts, as a search does",
+    )
     args = parser.parse_args()
 
     config = MeasureConfig(
@@ -67,6 +76,23 @@ def main() -> None:
             )
         summary = Evaluation.of(comparisons)
         predict_us = np.array([c.predict_s for c in comparisons]) * 1e6
+        estimated = None
+        if args.estimate:
+            print(f"\nestimating missing parts from the {len(table)} measured ones:", flush=True)
+            seen |= {g.arch_id for g in genotypes}
+            others = sample_architectures(space, args.estimate + len(seen), seed=args.seed + 1)
+            others = [g for g in others if g.arch_id not in seen][: args.estimate]
+            estimates = []
+            for index, genotype in enumerate(others, start=1):
+                before = table.estimated
+                estimates.append(compare(table, genotype, estimate=True))
+                print(
+                    f"{index:3d} {genotype.arch_id} {genotype.family:9s} predicted {estimates[-1].predicted_ms:8.3f} "
+                    f"ms  measured {estimates[-1].measured_ms:8.3f} ms  error {estimates[-1].error:+7.2%}  "
+                    f"({table.estimated - before} parts estimated)",
+                    flush=True,
+                )
+            estimated = Evaluation.of(estimates)
     print(
         f"\n{config.target} / {config.resolved_runtime}, {config.resolved_threads} threads, batch 1, fp32, "
         f"{args.resolution}px, {len(table)} parts in the table"
@@ -79,6 +105,11 @@ def main() -> None:
         f"predict (all parts cached): mean {predict_us.mean():.0f} us, max {predict_us.max():.0f} us; "
         f"measure: mean {summary.measure_s:.2f} s per network ({summary.measure_s * 1e3 / summary.predict_ms:,.0f}x)"
     )
+    if estimated is not None:
+        print(
+            f"{estimated.networks} networks with estimated parts: within ±10% {estimated.within_10:.0%}, "
+            f"within ±5% {estimated.within_5:.0%}, MAPE {estimated.mape:.2f}%, predict {estimated.predict_ms:.2f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -241,11 +241,15 @@ def lut_eval(
     max_time: MaxTimeOption = 1.0,
     precision: PrecisionOption = 0.01,
     normalize: NormalizeOption = None,
+    estimate: Annotated[
+        bool, typer.Option("--estimate", help="Estimate missing parts from measured ones (as a search does).")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Predicted vs measured latency of SAMPLES random architectures: share within ±10% / ±5%, MAPE.
 
-    Missing parts (and a missing calibration) are measured first; calibration networks are left out.
+    Missing parts (and a missing calibration) are measured first, or with --estimate estimated from measured
+    parts of the same structure; calibration networks are left out.
     """
     config = measure_config(target, batch, dtype, threads, runtime, False, max_time, precision, normalize)
     space = SearchSpace(budget_mflops=parse_flops(budget) / 1e6, resolution=resolution)
@@ -255,7 +259,7 @@ def lut_eval(
     comparisons = []
     with _progress() as progress:
         for genotype in progress.track(genotypes[:samples], description="predict vs measure"):
-            comparisons.append(compare(table, genotype))
+            comparisons.append(compare(table, genotype, estimate))
     summary = Evaluation.of(comparisons)
     rows = [
         {
@@ -269,7 +273,8 @@ def lut_eval(
         for c in comparisons
     ]
     if json_output:
-        print_json({"summary": summary.__dict__, "networks": rows, "table": str(table.path), "key": table.key})
+        data = {"summary": summary.__dict__, "estimated_parts": table.estimated, "networks": rows}
+        print_json(data | {"table": str(table.path), "key": table.key})
         return
     listing = Table(title=f"Latency table vs measurement, {config.target} / {config.resolved_runtime}")
     for column in ("arch", "family", "predicted ms", "measured ms", "error"):
@@ -286,7 +291,8 @@ def lut_eval(
     out.print(listing)
     out.print(
         f"within ±10%: {summary.within_10:.0%}   within ±5%: {summary.within_5:.0%}   MAPE {summary.mape:.2f}%   "
-        f"predict {summary.predict_ms:.3f} ms vs measure {summary.measure_s:.2f} s per network",
+        f"predict {summary.predict_ms:.3f} ms vs measure {summary.measure_s:.2f} s per network"
+        + (f"   {table.estimated} parts estimated" if estimate else ""),
         highlight=False,
     )
 

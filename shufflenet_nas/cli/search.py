@@ -55,6 +55,13 @@ def search(
     latency_target: Annotated[str | None, typer.Option(help="Target T of the reward objective, e.g. 2ms.")] = None,
     params_budget: Annotated[str | None, typer.Option(help="Parameter budget, e.g. 2.5M.")] = None,
     latency_budget: Annotated[str | None, typer.Option(help="Latency budget, e.g. 2ms or 500us.")] = None,
+    proxy_floor: Annotated[
+        str | None,
+        typer.Option(
+            help="Only architectures scoring at least this proxy are results: a number, or a baseline name "
+            "(its score in this search), e.g. shufflenet_v2_x1_0. A constraint, like the budgets."
+        ),
+    ] = None,
     data: Annotated[Path | None, typer.Option(help="Dataset for --proxy train (ImageFolder or CIFAR folder).")] = None,
     seed_baselines: Annotated[bool, typer.Option(help="Evaluate the papers' models that fit first.")] = True,
     batch: BatchOption = 1,
@@ -85,6 +92,7 @@ def search(
         measure=measure,
         params_budget=parse_params(params_budget) if params_budget else None,
         latency_budget_ms=parse_latency_ms(latency_budget) if latency_budget else None,
+        proxy_floor=proxy_floor,
         family=family,
         sampler=sampler,
         seed=seed,

@@ -542,10 +542,16 @@ def reference_genotype() -> Genotype:
 
 
 def _reference_step(config: MeasureConfig) -> Callable[[], float]:
-    genotype = reference_genotype()
-    side = genotype.resolution
+    side = REFERENCE_RESOLUTION
     x = torch.randn(config.batch, 3, side, side, generator=torch.Generator().manual_seed(1))
-    return _make_step(seeded(lambda: build(genotype)).eval(), x, config, config.channels_last)[0]
+    module = _reference_module(config.target, config.dtype, config.channels_last)
+    return _make_step(module, x, config, config.channels_last)[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _reference_module(target: str, dtype: str, channels_last: bool) -> nn.Module:
+    """The reference network, built once per process and placement (``_make_step`` moves it in place)."""
+    return seeded(lambda: build(reference_genotype())).eval()
 
 
 _anchors: dict[tuple[Path, str], float] = {}

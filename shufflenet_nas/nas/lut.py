@@ -14,8 +14,11 @@ its anchor, a fingerprint of the code that builds the parts): a change to any of
 empty table. Normalised parts and networks (the default on cpu) are all in the anchor's units, so a part
 timed while the host was busy still adds up with one timed while it was quiet. Missing parts are
 measured on first use and persisted; when all of a network's parts are known a prediction is a few
-dictionary look-ups. The directory is ``$SHUFFLENET_NAS_CACHE_DIR`` if set, else
-``$XDG_CACHE_HOME/shufflenet-nas/lut`` (``~/.cache/shufflenet-nas/lut``).
+dictionary look-ups. A search may instead *estimate* a missing part (``estimate=True``): from the measured
+parts of the same structure (everything but the channel counts: type, stride, groups, split, kernel, SE,
+residual, input size, memory format), by a straight line of latency against the part's MACs through its
+nearest neighbours; with fewer than two such neighbours the part is measured after all. The directory is
+``$SHUFFLENET_NAS_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/shufflenet-nas/lut`` (``~/.cache/...``).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from shufflenet_nas.nas.cost import part_cost
 from shufflenet_nas.nas.latency import (
     MeasureConfig,
     check_target,
@@ -45,11 +49,12 @@ from shufflenet_nas.nas.latency import (
 from shufflenet_nas.search_spaces import blocks, builder, plan
 from shufflenet_nas.search_spaces.builder import build_part
 from shufflenet_nas.search_spaces.genotype import Genotype
-from shufflenet_nas.search_spaces.plan import PartSpec, network_plan
+from shufflenet_nas.search_spaces.plan import HeadSpec, PartSpec, StemSpec, network_plan
 from shufflenet_nas.search_spaces.spaces import SearchSpace
 
-LUT_FORMAT = 1
+LUT_FORMAT = 2
 CALIBRATION_NETWORKS = 6  # networks measured whole when a resolution has no calibration yet
+ESTIMATE_NEIGHBOURS = 4  # measured parts of the same structure a missing part's line is fitted through
 CALIBRATION_SEED = 0
 
 
@@ -74,14 +79,28 @@ def _entry_key(spec: PartSpec, channels_last_input: bool) -> str:
     return f"{spec!r}|{'nhwc' if channels_last_input else 'nchw'}"
 
 
+@functools.lru_cache(maxsize=65536)
+def _structure_key(spec: PartSpec, channels_last_input: bool) -> str:
+    """The entry key with channel counts left out (whether a head has its 1x1 conv stays in)."""
+    if isinstance(spec, StemSpec):
+        spec = replace(spec, out_channels=0)
+    elif isinstance(spec, HeadSpec):
+        spec = replace(spec, in_channels=0, head_channels=min(spec.head_channels, 1))
+    else:
+        spec = replace(spec, in_channels=0, out_channels=0)
+    return _entry_key(spec, channels_last_input)
+
+
 @dataclass(frozen=True)
 class PartEntry:
-    """One part's measured latency and the memory format of its output."""
+    """One part's measured latency, the memory format of its output, and what estimation needs."""
 
     ms: float
     output_channels_last: bool
     runs: int
     ci_rel: float
+    structure: str
+    macs: int
 
 
 @dataclass(frozen=True)
@@ -124,6 +143,8 @@ class LatencyTable:
         self.key = key
         self.entries: dict[str, PartEntry] = {}
         self.calibrations: dict[int, Calibration] = {}
+        self._by_structure: dict[str, list[PartEntry]] = {}  # measured entries per structure, for estimates
+        self.estimated = 0  # parts estimated so far (not measured, not stored)
 
     @classmethod
     def open(cls, config: MeasureConfig, cache_dir: Path | None = None) -> LatencyTable:
@@ -140,17 +161,20 @@ class LatencyTable:
         return len(self.entries)
 
     # ---- predicting ------------------------------------------------------------------------------
-    def predict_ms(self, genotype: Genotype) -> float:
-        """Predicted latency of the whole network; measures and persists missing parts (and calibration)."""
-        return self.calibration(genotype.resolution).apply(self.parts_ms(genotype))
+    def predict_ms(self, genotype: Genotype, estimate: bool = False) -> float:
+        """Predicted latency of the whole network; missing parts are measured and persisted (or, with
+        ``estimate``, estimated from measured parts of the same structure where there are two or more)."""
+        return self.calibration(genotype.resolution).apply(self.parts_ms(genotype, estimate))
 
-    def parts_ms(self, genotype: Genotype) -> float:
-        """Sum of the network's part latencies, measuring missing parts."""
+    def parts_ms(self, genotype: Genotype, estimate: bool = False) -> float:
+        """Sum of the network's part latencies, measuring (or estimating) missing parts."""
         total = 0.0
         channels_last = self.config.channels_last
         measured = False
         for spec in network_plan(genotype):
             entry = self.entries.get(_entry_key(spec, channels_last))
+            if entry is None and estimate:
+                entry = self._estimate_part(spec, channels_last)
             if entry is None:
                 entry = self._measure_part(spec, channels_last)
                 measured = True
@@ -159,6 +183,31 @@ class LatencyTable:
         if measured:
             self.save()
         return total
+
+    def _estimate_part(self, spec: PartSpec, channels_last_input: bool) -> PartEntry | None:
+        """Latency on the line ``a + b * MACs`` through the nearest measured parts of the same structure."""
+        structure = _structure_key(spec, channels_last_input)
+        neighbours = self._structure_index().get(structure, [])
+        if len(neighbours) < 2:
+            return None
+        macs = part_cost(spec).macs
+        nearest = sorted(neighbours, key=lambda e: abs(np.log(e.macs / macs)))[:ESTIMATE_NEIGHBOURS]
+        x, y = np.array([e.macs for e in nearest], dtype=float), np.array([e.ms for e in nearest])
+        if np.ptp(x) == 0:
+            ms = float(np.mean(y))
+        else:
+            slope, intercept = np.polyfit(x, y, 1)
+            ms = float(intercept + max(slope, 0.0) * macs) if slope > 0 else float(np.mean(y))
+        low = float(y.min()) * min(1.0, macs / x.min())  # never below the smallest neighbour scaled down by MACs
+        self.estimated += 1
+        return PartEntry(max(ms, low), nearest[0].output_channels_last, 0, float("nan"), structure, macs)
+
+    def _structure_index(self) -> dict[str, list[PartEntry]]:
+        if sum(map(len, self._by_structure.values())) != len(self.entries):
+            self._by_structure = {}
+            for entry in self.entries.values():
+                self._by_structure.setdefault(entry.structure, []).append(entry)
+        return self._by_structure
 
     def calibration(self, resolution: int) -> Calibration:
         """The resolution's calibration; fitted on ``CALIBRATION_NETWORKS`` sampled networks if missing."""
@@ -181,7 +230,12 @@ class LatencyTable:
         result = measure_module(seeded(lambda: build_part(spec)), spec.input_shape, self.config, channels_last_input)
         provenance = result.provenance
         entry = PartEntry(
-            result.median_ms, provenance.get("output_channels_last", False), result.runs, provenance["ci_rel"]
+            result.median_ms,
+            provenance.get("output_channels_last", False),
+            result.runs,
+            provenance["ci_rel"],
+            _structure_key(spec, channels_last_input),
+            part_cost(spec).macs,
         )
         self.entries[_entry_key(spec, channels_last_input)] = entry
         return entry
@@ -264,11 +318,15 @@ class Comparison:
         return self.predicted_ms / self.measured_ms - 1
 
 
-def compare(table: LatencyTable, genotype: Genotype) -> Comparison:
-    """Fill the table for ``genotype``, then time a cached prediction and a whole-network measurement."""
-    table.predict_ms(genotype)
+def compare(table: LatencyTable, genotype: Genotype, estimate: bool = False) -> Comparison:
+    """Fill the table for ``genotype``, then time a cached prediction and a whole-network measurement.
+
+    With ``estimate`` the prediction comes first, estimating the parts the table lacks (as a search does);
+    the table is not filled."""
+    if not estimate:
+        table.predict_ms(genotype)
     begin = time.perf_counter()
-    predicted = table.predict_ms(genotype)
+    predicted = table.predict_ms(genotype, estimate)
     predict_s = time.perf_counter() - begin
     begin = time.perf_counter()
     measured = measure_latency(genotype, table.config).median_ms

@@ -40,6 +40,7 @@ _RESUME_KEYS = (
     "budget_mflops",
     "params_budget",
     "latency_budget_ms",
+    "proxy_floor",
     "family",
     "proxy",
     "objective",
@@ -61,6 +62,7 @@ class SearchConfig:
     measure: MeasureConfig
     params_budget: float | None = None
     latency_budget_ms: float | None = None
+    proxy_floor: str | None = None  # a number, or a baseline name whose proxy score is the floor
     family: str = "mixed"
     sampler: str = "tpe"
     seed: int | None = None
@@ -88,6 +90,14 @@ class SearchConfig:
             raise UsageError("--objective reward needs a latency target T: add --latency-target, e.g. 2ms")
         if self.resolution < 32:
             raise UsageError(f"--resolution {self.resolution} is too small; use 32 or more")
+        if self.proxy_floor is not None and self.proxy_floor not in BASELINES:
+            try:
+                float(self.proxy_floor)
+            except ValueError:
+                raise UsageError(
+                    f"--proxy-floor {self.proxy_floor!r} is neither a number nor a baseline name; "
+                    "e.g. 107.5 or shufflenet_v2_x1_0 (see `shufflenet-nas baselines`)"
+                ) from None
 
     @property
     def budget_mflops(self) -> float:
@@ -113,6 +123,7 @@ class SearchConfig:
             "budget_mflops": self.budget_mflops,
             "params_budget": self.params_budget,
             "latency_budget_ms": self.latency_budget_ms,
+            "proxy_floor": self.proxy_floor,
             "family": self.family,
             "proxy": self.proxy,
             "objective": self.objective,
@@ -240,6 +251,7 @@ class Objective:
         self.table = LatencyTable.open(config.measure) if config.latency_mode == "lut" else None
         self.seen: dict[str, dict[str, Any]] = {}
         self.guard = InterruptGuard()
+        self.proxy_floor = self._resolve_proxy_floor()
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             if "latency_ms" in trial.user_attrs:
                 evaluation = {k: trial.user_attrs[k] for k in _EVALUATION_KEYS if k in trial.user_attrs}
@@ -272,7 +284,11 @@ class Objective:
             if self.config.latency_budget_ms is not None:
                 over = attrs["latency_ms"] - self.config.latency_budget_ms
                 trial.set_constraint("latency_over_budget", over)
-                feasible = over <= 0
+                feasible = feasible and over <= 0
+            if self.proxy_floor is not None:
+                below = self.proxy_floor - attrs["proxy"]
+                trial.set_constraint("proxy_below_floor", below)
+                feasible = feasible and below <= 0
         attrs["feasible"] = feasible
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
@@ -282,11 +298,26 @@ class Objective:
             return (math.inf, -math.inf) if self.config.objective == "pareto" else -math.inf
         return self._values(attrs)
 
+    def _resolve_proxy_floor(self) -> float | None:
+        """``--proxy-floor`` as a score: the number, or the named baseline's proxy at the search's settings."""
+        floor = self.config.proxy_floor
+        if floor is None or floor not in BASELINES:
+            return None if floor is None else float(floor)
+        genotype = baseline_genotype(floor, self.config)
+        scores = compute_proxies(genotype, [self.config.proxy], data=self.data, seed=self.config.seed or 0)
+        return scores[self.config.proxy].value
+
     def _evaluate(self, genotype: Genotype, trial: optuna.Trial) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
         if self.table is not None:
-            attrs["latency_ms"] = self.table.predict_ms(genotype)
-            attrs["latency"] = {"median_ms": attrs["latency_ms"], "source": "lut", **self.table.key}
+            estimated = self.table.estimated
+            attrs["latency_ms"] = self.table.predict_ms(genotype, estimate=True)
+            attrs["latency"] = {
+                "median_ms": attrs["latency_ms"],
+                "source": "lut",
+                "estimated_parts": self.table.estimated - estimated,
+                **self.table.key,
+            }
         else:
             result = measure_latency(genotype, self.config.measure)
             attrs["latency_ms"] = result.median_ms

@@ -175,7 +175,7 @@ def summarise(study: optuna.Study) -> StudySummary:
         "trials": len(all_trials),
         "complete": len(complete),
         "feasible": sum(1 for t in complete if t.user_attrs.get("feasible")),
-        "over budget": sum(1 for t in complete if not t.user_attrs.get("feasible")),
+        "infeasible": sum(1 for t in complete if not t.user_attrs.get("feasible")),
         "failed": sum(1 for t in all_trials if t.state == states.FAIL),
         "pruned": sum(1 for t in all_trials if t.state == states.PRUNED),
     }

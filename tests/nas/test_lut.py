@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from shufflenet_nas.nas import lut
-from shufflenet_nas.nas.latency import MeasureConfig
+from shufflenet_nas.nas.cost import fvcore_macs
+from shufflenet_nas.nas.latency import LatencyResult, MeasureConfig
 from shufflenet_nas.nas.lut import (
     Calibration,
     Comparison,
@@ -116,6 +117,38 @@ def test_calibration_networks_must_share_a_resolution(tiny_v2: Genotype, tmp_pat
     table = LatencyTable.open(CONFIG, tmp_path)
     with pytest.raises(ValueError, match=r"one resolution, got \[32, 64\]"):
         table.calibrate([tiny_v2, tiny_v2.with_resolution(64)])
+
+
+def _widened(genotype: Genotype, factor: int) -> Genotype:
+    """The same structure with every stage (and the stem) ``factor`` times as wide."""
+    data = genotype.to_dict()
+    data["stem_channels"] *= factor
+    for stage in data["stages"]:
+        stage["out_channels"] *= factor
+    return Genotype.from_dict(data)
+
+
+def test_missing_parts_are_estimated_from_parts_of_the_same_structure(
+    tiny_v2: Genotype, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = LatencyTable.open(CONFIG, tmp_path)
+    narrow, wide, middle = _widened(tiny_v2, 1), _widened(tiny_v2, 4), _widened(tiny_v2, 2)
+    # a part's "latency": 0.01 ms + 1 ms per million MACs, so the line through two neighbours is exact
+
+    def fake_measure(module, input_shape, config, channels_last_input=None):  # type: ignore[no-untyped-def]
+        ms = 0.01 + fvcore_macs(module, torch.zeros(1, *input_shape)) / 1e6
+        return LatencyResult(ms, ms, ms, 0.0, 1, {"ci_rel": 0.0, "output_channels_last": False})
+
+    monkeypatch.setattr(lut, "measure_module", fake_measure)
+    for genotype in (narrow, wide):
+        table.parts_ms(genotype)
+    measured = len(table)
+    exact = sum(0.01 + lut.part_cost(spec).macs / 1e6 for spec in network_plan(middle))
+    _forbid_measuring(monkeypatch)
+    assert table.parts_ms(middle, estimate=True) == pytest.approx(exact)
+    assert len(table) == measured and table.estimated == len(set(network_plan(middle)))  # estimates not stored
+    with pytest.raises(AssertionError, match="measured although"):
+        table.parts_ms(tiny_v2.with_resolution(64), estimate=True)  # no parts of that structure: must measure
 
 
 # ---- keying and invalidation ---------------------------------------------------------------------------------

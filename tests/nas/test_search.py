@@ -68,7 +68,27 @@ def test_over_budget_trials_are_infeasible_and_cost_no_measurement(tmp_path: Pat
     summary = summarise(study)
     reported = {row.number for row in summary.pareto + summary.trials}
     assert reported.isdisjoint(t.number for t in over)
-    assert summary.counts["over budget"] == len(over)
+    assert summary.counts["infeasible"] == len(over)
+
+
+def test_a_baseline_proxy_floor_keeps_weaker_architectures_out_of_the_results(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, proxy_floor="shufflenet_v2_x0_5", sampler="random")
+    study = run_search(config, n_trials=14, timeout=None)
+    floor = next(t for t in study.trials if t.user_attrs.get("baseline") == "shufflenet_v2_x0_5").user_attrs["proxy"]
+    evaluated = [t for t in study.trials if "proxy" in t.user_attrs]
+    below = [t for t in evaluated if t.user_attrs["proxy"] < floor]
+    assert below and len(below) < len(evaluated)  # the floor (params of V2 0.5x at 32 px) splits the trials
+    for trial in evaluated:
+        assert trial.constraints["proxy_below_floor"] == pytest.approx(floor - trial.user_attrs["proxy"])
+        assert trial.user_attrs["feasible"] is (trial.user_attrs["proxy"] >= floor)
+    summary = summarise(study)
+    assert all(row.proxy >= floor for row in summary.pareto) and summary.pareto
+
+
+def test_proxy_floor_takes_a_number_or_a_baseline_name(tmp_path: Path) -> None:
+    assert tiny_config(tmp_path, proxy_floor="1.5e6").proxy_floor == "1.5e6"
+    with pytest.raises(UsageError, match="--proxy-floor 'fast' is neither a number nor a baseline name"):
+        tiny_config(tmp_path, proxy_floor="fast")
 
 
 def test_identical_architectures_are_evaluated_once(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
