@@ -18,7 +18,8 @@ How a measurement runs (``measure_latency`` / ``measure_module``):
   seconds at a time (other tenants of the host), which no estimator over one process's runs removes. So a
   fixed reference network (ShuffleNet V2 1.0x at 96x96) runs before each block of runs of about its own
   duration, and each run is scaled by ``anchor / reference``: the latency the network has when the
-  machine runs the reference at its anchor speed. The anchor is measured once per device and config and
+  machine runs the reference at its anchor speed (the reference's 10th percentile over its first 5 s, the
+  machine's least disturbed speed). The anchor is measured once per device and config and
   kept in ``anchors.json`` in the cache directory, so every process scales by the same number. The raw
   median and the reference's median ride along in the provenance.
 
@@ -558,8 +559,9 @@ _anchors: dict[tuple[Path, str], float] = {}
 
 
 def reference_anchor_ms(config: MeasureConfig) -> float:
-    """The reference's raw median on this device and config: measured once (``ANCHOR_TIME_S``), then read
-    from ``anchors.json`` in the cache directory; when two processes race, the first stored anchor wins."""
+    """The reference's raw 10th percentile on this device and config (its speed when the machine is least
+    disturbed): measured once (``ANCHOR_TIME_S``), then read from ``anchors.json`` in the cache directory;
+    when two processes race, the first stored anchor wins."""
     raw = replace(config, normalize=False, isolate=False, max_time_s=ANCHOR_TIME_S, rel_precision=0.002)
     reference = {"reference": f"{REFERENCE_ARCH}@{REFERENCE_RESOLUTION}px"}
     key = json.dumps(software_provenance(raw) | reference, sort_keys=True)
@@ -567,7 +569,7 @@ def reference_anchor_ms(config: MeasureConfig) -> float:
     if (path, key) not in _anchors:
         stored = _read_anchors(path)
         if key not in stored:
-            measured = measure_latency(reference_genotype(), raw).median_ms
+            measured = measure_latency(reference_genotype(), raw).p10_ms
             stored = _read_anchors(path)
             stored.setdefault(key, measured)
             path.parent.mkdir(parents=True, exist_ok=True)

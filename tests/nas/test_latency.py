@@ -130,7 +130,7 @@ def test_anchor_is_measured_once_and_kept_on_disk_per_config(tmp_path, monkeypat
 
     def fake_measure(genotype: Any, config: MeasureConfig) -> LatencyResult:
         measured.append((genotype.resolution, config.threads, config.normalized))
-        return LatencyResult(3.0 + len(measured), 3.0, 3.0, 0.0, 10)
+        return LatencyResult(9.0, 3.0 + len(measured), 12.0, 0.0, 10)  # the anchor is the p10
 
     monkeypatch.setattr(latency, "measure_latency", fake_measure)
     one, two = MeasureConfig(threads=1), MeasureConfig(threads=2)
