@@ -17,7 +17,9 @@ measured on first use and persisted; when all of a network's parts are known a p
 dictionary look-ups. A search may instead *estimate* a missing part (``estimate=True``): from the measured
 parts of the same structure (everything but the channel counts: type, stride, groups, split, kernel, SE,
 residual, input size, memory format), by a straight line of latency against the part's MACs through its
-nearest neighbours; with fewer than two such neighbours the part is measured after all. The directory is
+nearest neighbours; with fewer than two such neighbours, from the parts of its group (type, stride, groups,
+input size, memory format) by a non-negative least-squares fit of latency on MACs, memory access and kernel
+count; with fewer than ``GROUP_MIN_PARTS`` of those the part is measured after all. The directory is
 ``$SHUFFLENET_NAS_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/shufflenet-nas/lut`` (``~/.cache/...``).
 """
 
@@ -35,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from shufflenet_nas.nas.cost import part_cost
+from shufflenet_nas.nas.cost import Cost, part_cost
 from shufflenet_nas.nas.latency import (
     MeasureConfig,
     check_target,
@@ -49,12 +51,13 @@ from shufflenet_nas.nas.latency import (
 from shufflenet_nas.search_spaces import blocks, builder, plan
 from shufflenet_nas.search_spaces.builder import build_part
 from shufflenet_nas.search_spaces.genotype import Genotype
-from shufflenet_nas.search_spaces.plan import HeadSpec, PartSpec, StemSpec, network_plan
+from shufflenet_nas.search_spaces.plan import HeadSpec, PartSpec, StemSpec, UnitSpec, network_plan
 from shufflenet_nas.search_spaces.spaces import SearchSpace
 
-LUT_FORMAT = 2
+LUT_FORMAT = 3
 CALIBRATION_NETWORKS = 6  # networks measured whole when a resolution has no calibration yet
 ESTIMATE_NEIGHBOURS = 4  # measured parts of the same structure a missing part's line is fitted through
+GROUP_MIN_PARTS = 6  # measured parts of a group its cost-feature fit needs
 CALIBRATION_SEED = 0
 
 
@@ -91,6 +94,24 @@ def _structure_key(spec: PartSpec, channels_last_input: bool) -> str:
     return _entry_key(spec, channels_last_input)
 
 
+@functools.lru_cache(maxsize=65536)
+def _group_key(spec: PartSpec, channels_last_input: bool) -> str:
+    """The structure key with kernel, split, SE and residual left out too (the cost features cover them)."""
+    if isinstance(spec, UnitSpec):
+        spec = replace(spec, in_channels=0, out_channels=0, kernel=0, split_ratio=0.0, se=False, residual=False)
+        return _entry_key(spec, channels_last_input)
+    return _structure_key(spec, channels_last_input)
+
+
+def _features(macs: int, memory_access: int, operators: int) -> list[float]:
+    """What a part's latency is fitted on in its group: a constant, MACs, memory access, kernels launched."""
+    return [1.0, macs / 1e6, memory_access / 1e6, float(operators)]
+
+
+def _cost_fields(cost: Cost) -> tuple[int, int, int]:
+    return cost.macs, cost.memory_access, cost.operators
+
+
 @dataclass(frozen=True)
 class PartEntry:
     """One part's measured latency, the memory format of its output, and what estimation needs."""
@@ -100,7 +121,10 @@ class PartEntry:
     runs: int
     ci_rel: float
     structure: str
+    group: str
     macs: int
+    memory_access: int
+    operators: int
 
 
 @dataclass(frozen=True)
@@ -144,6 +168,8 @@ class LatencyTable:
         self.entries: dict[str, PartEntry] = {}
         self.calibrations: dict[int, Calibration] = {}
         self._by_structure: dict[str, list[PartEntry]] = {}  # measured entries per structure, for estimates
+        self._by_group: dict[str, list[PartEntry]] = {}
+        self._group_fits: dict[str, tuple[int, np.ndarray]] = {}  # group -> (parts fitted on, coefficients)
         self.estimated = 0  # parts estimated so far (not measured, not stored)
 
     @classmethod
@@ -185,29 +211,45 @@ class LatencyTable:
         return total
 
     def _estimate_part(self, spec: PartSpec, channels_last_input: bool) -> PartEntry | None:
-        """Latency on the line ``a + b * MACs`` through the nearest measured parts of the same structure."""
-        structure = _structure_key(spec, channels_last_input)
-        neighbours = self._structure_index().get(structure, [])
-        if len(neighbours) < 2:
-            return None
-        macs = part_cost(spec).macs
-        nearest = sorted(neighbours, key=lambda e: abs(np.log(e.macs / macs)))[:ESTIMATE_NEIGHBOURS]
-        x, y = np.array([e.macs for e in nearest], dtype=float), np.array([e.ms for e in nearest])
-        if np.ptp(x) == 0:
-            ms = float(np.mean(y))
+        """From the nearest measured parts of the same structure (a line in MACs), else from the part's group
+        (a fit on cost features); ``None`` when the table has too few of either."""
+        self._index()
+        cost = part_cost(spec)
+        structure, group = _structure_key(spec, channels_last_input), _group_key(spec, channels_last_input)
+        neighbours = self._by_structure.get(structure, [])
+        if len(neighbours) >= 2:
+            nearest = sorted(neighbours, key=lambda e: abs(np.log(e.macs / cost.macs)))[:ESTIMATE_NEIGHBOURS]
+            x, y = np.array([e.macs for e in nearest], dtype=float), np.array([e.ms for e in nearest])
+            slope, intercept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (0.0, float(np.mean(y)))
+            ms = float(intercept + slope * cost.macs) if slope > 0 else float(np.mean(y))
+            ms = max(ms, float(y.min()) * min(1.0, cost.macs / x.min()))  # not below the smallest, scaled by MACs
+        elif len(members := self._by_group.get(group, [])) >= GROUP_MIN_PARTS:
+            ms = float(np.dot(self._group_fit(group, members), _features(*_cost_fields(cost))))
+            nearest = members
         else:
-            slope, intercept = np.polyfit(x, y, 1)
-            ms = float(intercept + max(slope, 0.0) * macs) if slope > 0 else float(np.mean(y))
-        low = float(y.min()) * min(1.0, macs / x.min())  # never below the smallest neighbour scaled down by MACs
+            return None
         self.estimated += 1
-        return PartEntry(max(ms, low), nearest[0].output_channels_last, 0, float("nan"), structure, macs)
+        return PartEntry(ms, nearest[0].output_channels_last, 0, float("nan"), structure, group, *_cost_fields(cost))
 
-    def _structure_index(self) -> dict[str, list[PartEntry]]:
+    def _group_fit(self, group: str, members: list[PartEntry]) -> np.ndarray:
+        """Non-negative coefficients of the features, least squares on relative errors (cached per size)."""
+        fitted, coefficients = self._group_fits.get(group, (0, np.empty(0)))
+        if fitted != len(members):
+            from scipy.optimize import nnls
+
+            y = np.array([e.ms for e in members])
+            x = np.array([_features(e.macs, e.memory_access, e.operators) for e in members])
+            coefficients, _ = nnls(x / y[:, None], np.ones(len(members)))
+            self._group_fits[group] = (len(members), coefficients)
+        return coefficients
+
+    def _index(self) -> None:
+        """Measured entries by structure and by group (rebuilt when the table has grown)."""
         if sum(map(len, self._by_structure.values())) != len(self.entries):
-            self._by_structure = {}
+            self._by_structure, self._by_group = {}, {}
             for entry in self.entries.values():
                 self._by_structure.setdefault(entry.structure, []).append(entry)
-        return self._by_structure
+                self._by_group.setdefault(entry.group, []).append(entry)
 
     def calibration(self, resolution: int) -> Calibration:
         """The resolution's calibration; fitted on ``CALIBRATION_NETWORKS`` sampled networks if missing."""
@@ -235,7 +277,8 @@ class LatencyTable:
             result.runs,
             provenance["ci_rel"],
             _structure_key(spec, channels_last_input),
-            part_cost(spec).macs,
+            _group_key(spec, channels_last_input),
+            *_cost_fields(part_cost(spec)),
         )
         self.entries[_entry_key(spec, channels_last_input)] = entry
         return entry

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from shufflenet_nas.nas import cost as cost_module
 from shufflenet_nas.nas import lut
 from shufflenet_nas.nas.cost import fvcore_macs
 from shufflenet_nas.nas.latency import LatencyResult, MeasureConfig
@@ -149,6 +150,37 @@ def test_missing_parts_are_estimated_from_parts_of_the_same_structure(
     assert len(table) == measured and table.estimated == len(set(network_plan(middle)))  # estimates not stored
     with pytest.raises(AssertionError, match="measured although"):
         table.parts_ms(tiny_v2.with_resolution(64), estimate=True)  # no parts of that structure: must measure
+
+
+def _variant(genotype: Genotype, factor: int, **stage: object) -> Genotype:
+    data = _widened(genotype, factor).to_dict()
+    for gene in data["stages"]:
+        gene.update(stage)
+    return Genotype.from_dict(data)
+
+
+def test_parts_of_an_unseen_structure_are_estimated_from_their_group(
+    tiny_v2: Genotype, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fake_measure(module, input_shape, config, channels_last_input=None):  # type: ignore[no-untyped-def]
+        x = torch.zeros(1, *input_shape)
+        memory_access, operators, _ = cost_module._trace_memory(module.eval(), x)
+        ms = 0.01 + fvcore_macs(module, x) / 1e6 + 0.5 * memory_access / 1e6 + 0.002 * operators
+        return LatencyResult(ms, ms, ms, 0.0, 1, {"ci_rel": 0.0, "output_channels_last": False})
+
+    monkeypatch.setattr(lut, "measure_module", fake_measure)
+    table = LatencyTable.open(CONFIG, tmp_path)
+    for factor in (1, 2, 3):
+        for kernel, se in ((3, False), (5, True)):
+            table.parts_ms(_variant(tiny_v2, factor, kernel=kernel, se=se))
+    unseen = _variant(tiny_v2, 2, kernel=7, se=False)  # kernel 7: no measured part has this structure
+    exact = 0.0
+    for spec in network_plan(unseen):
+        part = lut.part_cost(spec)
+        exact += 0.01 + part.macs / 1e6 + 0.5 * part.memory_access / 1e6 + 0.002 * part.operators
+    _forbid_measuring(monkeypatch)
+    assert table.parts_ms(unseen, estimate=True) == pytest.approx(exact, rel=1e-6)
+    assert table.estimated == len(network_plan(unseen)) - 2  # all but the stem and head, which were measured
 
 
 # ---- keying and invalidation ---------------------------------------------------------------------------------
