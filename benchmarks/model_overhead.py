@@ -5,8 +5,9 @@
 The plain model below is written torchvision-style and imports nothing from the project's blocks; the project's
 weights are copied into it and the outputs compared, so both are provably the same network. Both are prepared
 by the same harness (``latency.timed_forward``) and timed in one process, single forwards interleaved in
-ABBA order, so drifts in machine load hit both alike; the figure is the ratio of the medians (project /
-plain). The project's model must not be slower (ratio <= 1, within the medians' confidence intervals).
+ABBA order; the figure is the median over rounds of each round's project / plain ratio (a round's four runs
+take a few tens of ms, so the host's speed swings cancel in it), with its 95% confidence interval. The
+project's model must not be slower (the interval reaches 1 or below).
 """
 
 from __future__ import annotations
