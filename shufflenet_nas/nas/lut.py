@@ -268,6 +268,15 @@ class LatencyTable:
         self.save()
         return calibration
 
+    def observe(self, genotype: Genotype, measured_ms: float) -> None:
+        """Add a network measured whole to its resolution's calibration and refit (persisted): every whole
+        measurement (``lut eval``, a search's re-measured front) makes later predictions better."""
+        calibration = self.calibration(genotype.resolution)
+        networks = [n for n in calibration.networks if n[0] != genotype.to_string()]
+        networks.append((genotype.to_string(), measured_ms, self.parts_ms(genotype, estimate=True)))
+        self.calibrations[genotype.resolution] = Calibration.fit(networks)
+        self.save()
+
     def _measure_part(self, spec: PartSpec, channels_last_input: bool) -> PartEntry:
         result = measure_module(seeded(lambda: build_part(spec)), spec.input_shape, self.config, channels_last_input)
         provenance = result.provenance
@@ -362,10 +371,10 @@ class Comparison:
 
 
 def compare(table: LatencyTable, genotype: Genotype, estimate: bool = False) -> Comparison:
-    """Fill the table for ``genotype``, then time a cached prediction and a whole-network measurement.
+    """Fill the table for ``genotype``, then time a cached prediction and a whole-network measurement; the
+    measured network then joins the calibration (``observe``), after its prediction was made.
 
-    With ``estimate`` the prediction comes first, estimating the parts the table lacks (as a search does);
-    the table is not filled."""
+    With ``estimate`` the prediction comes first, estimating the parts the table lacks (as a search does)."""
     if not estimate:
         table.predict_ms(genotype)
     begin = time.perf_counter()
@@ -373,7 +382,9 @@ def compare(table: LatencyTable, genotype: Genotype, estimate: bool = False) -> 
     predict_s = time.perf_counter() - begin
     begin = time.perf_counter()
     measured = measure_latency(genotype, table.config).median_ms
-    return Comparison(genotype, predicted, measured, predict_s, time.perf_counter() - begin)
+    measure_s = time.perf_counter() - begin
+    table.observe(genotype, measured)
+    return Comparison(genotype, predicted, measured, predict_s, measure_s)
 
 
 @dataclass(frozen=True)

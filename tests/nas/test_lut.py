@@ -114,6 +114,16 @@ def test_missing_calibration_is_measured_lazily_and_persisted(
     assert LatencyTable.open(CONFIG, tmp_path).predict_ms(tiny_v2) == pytest.approx(predicted)
 
 
+def test_networks_measured_whole_join_the_calibration(tiny_v2: Genotype, tmp_path: Path) -> None:
+    table = LatencyTable.open(CONFIG, tmp_path)
+    before = table.calibration(tiny_v2.resolution)
+    table.observe(tiny_v2, 1.0)
+    table.observe(tiny_v2, 2.0)  # the same network again: its newer measurement replaces the older
+    after = table.calibrations[tiny_v2.resolution]
+    assert len(after.networks) == len(before.networks) + 1 and after.networks[-1][:2] == (str(tiny_v2), 2.0)
+    assert LatencyTable.open(CONFIG, tmp_path).calibrations[tiny_v2.resolution] == after  # persisted
+
+
 def test_calibration_networks_must_share_a_resolution(tiny_v2: Genotype, tmp_path: Path) -> None:
     table = LatencyTable.open(CONFIG, tmp_path)
     with pytest.raises(ValueError, match=r"one resolution, got \[32, 64\]"):
