@@ -361,8 +361,9 @@ class Comparison:
     genotype: Genotype
     predicted_ms: float
     measured_ms: float
-    predict_s: float  # one prediction with every part cached
+    predict_s: float  # one prediction (every part cached, or with estimate: estimating or measuring the rest)
     measure_s: float  # one measurement of the whole network
+    estimated_parts: int = 0  # parts the prediction estimated
 
     @property
     def error(self) -> float:
@@ -377,14 +378,14 @@ def compare(table: LatencyTable, genotype: Genotype, estimate: bool = False) -> 
     With ``estimate`` the prediction comes first, estimating the parts the table lacks (as a search does)."""
     if not estimate:
         table.predict_ms(genotype)
-    begin = time.perf_counter()
+    begin, estimated = time.perf_counter(), table.estimated
     predicted = table.predict_ms(genotype, estimate)
-    predict_s = time.perf_counter() - begin
+    predict_s, estimated = time.perf_counter() - begin, table.estimated - estimated
     begin = time.perf_counter()
     measured = measure_latency(genotype, table.config).median_ms
     measure_s = time.perf_counter() - begin
     table.observe(genotype, measured)
-    return Comparison(genotype, predicted, measured, predict_s, measure_s)
+    return Comparison(genotype, predicted, measured, predict_s, measure_s, estimated)
 
 
 @dataclass(frozen=True)
