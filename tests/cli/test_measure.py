@@ -100,6 +100,10 @@ def test_lut_build_then_eval(tmp_path: Path) -> None:
     assert 0 <= report["summary"]["within_5"] <= report["summary"]["within_10"] <= 1
     table = runner.invoke(app, ["lut", "eval", *space, "--samples", "1", "--seed", "7"])
     assert table.exit_code == 0 and "within ±10%" in table.stdout and "MAPE" in table.stdout
+    estimated = runner.invoke(app, ["lut", "eval", *space, "--samples", "3", "--seed", "11", "--estimate", "--json"])
+    assert estimated.exit_code == 0, estimated.output
+    report = json.loads(estimated.stdout)
+    assert report["estimated_parts"] > 0 and report["summary"]["networks"] == 3  # from the parts built above
 
 
 def test_lut_build_rejects_more_calibration_networks_than_samples(tmp_path: Path) -> None:
