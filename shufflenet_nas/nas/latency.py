@@ -54,6 +54,7 @@ import torch
 from torch import nn
 
 from shufflenet_nas.errors import DeviceUnavailableError, ShuffleNetNASError, UsageError
+from shufflenet_nas.jsonfile import read_json_object, write_json_atomic
 from shufflenet_nas.search_spaces.builder import build
 from shufflenet_nas.search_spaces.genotype import Genotype
 
@@ -76,6 +77,7 @@ MIN_PRECISION_RUNS = 10  # before the median's confidence interval is trusted
 MAX_RUNS = 20_000
 REFERENCE_ARCH = "shufflenet_v2_x1_0"  # the speed reference, at REFERENCE_RESOLUTION
 REFERENCE_RESOLUTION = 96
+REFERENCE = f"{REFERENCE_ARCH}@{REFERENCE_RESOLUTION}px"  # as provenance and anchor keys name it
 ANCHOR_TIME_S = 5.0  # how long the reference is timed when its anchor is first measured
 BLOCKS = 10  # contiguous blocks of runs for the batch-medians confidence interval
 MIN_BLOCK_RUNS = 5
@@ -528,7 +530,7 @@ class NormalizedStep:
     def provenance(self, timed_runs: int) -> dict[str, Any]:
         """The reference, its anchor and observed median, and the raw median of the last ``timed_runs``."""
         return {
-            "reference": f"{REFERENCE_ARCH}@{REFERENCE_RESOLUTION}px",
+            "reference": REFERENCE,
             "reference_anchor_ms": self.anchor_ms,
             "reference_median_ms": float(np.median(self.reference_ms)),
             "raw_median_ms": float(np.median(self.raw_ms[-timed_runs:])),
@@ -563,29 +565,17 @@ def reference_anchor_ms(config: MeasureConfig) -> float:
     disturbed): measured once (``ANCHOR_TIME_S``), then read from ``anchors.json`` in the cache directory;
     when two processes race, the first stored anchor wins."""
     raw = replace(config, normalize=False, isolate=False, max_time_s=ANCHOR_TIME_S, rel_precision=0.002)
-    reference = {"reference": f"{REFERENCE_ARCH}@{REFERENCE_RESOLUTION}px"}
-    key = json.dumps(software_provenance(raw) | reference, sort_keys=True)
+    key = json.dumps(software_provenance(raw) | {"reference": REFERENCE}, sort_keys=True)
     path = default_cache_dir() / "anchors.json"
     if (path, key) not in _anchors:
-        stored = _read_anchors(path)
+        stored = read_json_object(path)
         if key not in stored:
             measured = measure_latency(reference_genotype(), raw).p10_ms
-            stored = _read_anchors(path)
+            stored = read_json_object(path)
             stored.setdefault(key, measured)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            temporary.write_text(json.dumps(stored, indent=1, sort_keys=True))
-            os.replace(temporary, path)
+            write_json_atomic(path, stored)
         _anchors[path, key] = float(stored[key])
     return _anchors[path, key]
-
-
-def _read_anchors(path: Path) -> dict[str, float]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 # ---- isolation in a child process --------------------------------------------------------------------

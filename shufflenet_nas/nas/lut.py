@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -37,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from shufflenet_nas.jsonfile import read_json_object, write_json_atomic
 from shufflenet_nas.nas.cost import Cost, part_cost
 from shufflenet_nas.nas.latency import (
     MeasureConfig,
@@ -169,6 +169,7 @@ class LatencyTable:
         self.calibrations: dict[int, Calibration] = {}
         self._by_structure: dict[str, list[PartEntry]] = {}  # measured entries per structure, for estimates
         self._by_group: dict[str, list[PartEntry]] = {}
+        self._indexed = 0  # entries in the two indexes
         self._group_fits: dict[str, tuple[int, np.ndarray]] = {}  # group -> (parts fitted on, coefficients)
         self.estimated = 0  # parts estimated so far (not measured, not stored)
 
@@ -225,11 +226,11 @@ class LatencyTable:
             ms = max(ms, float(y.min()) * min(1.0, cost.macs / x.min()))  # not below the smallest, scaled by MACs
         elif len(members := self._by_group.get(group, [])) >= GROUP_MIN_PARTS:
             ms = float(np.dot(self._group_fit(group, members), _features(*_cost_fields(cost))))
-            nearest = members
         else:
             return None
         self.estimated += 1
-        return PartEntry(ms, nearest[0].output_channels_last, 0, float("nan"), structure, group, *_cost_fields(cost))
+        like = self._by_group[group][0]  # a part of the same type: its output has the same memory format
+        return PartEntry(ms, like.output_channels_last, 0, float("nan"), structure, group, *_cost_fields(cost))
 
     def _group_fit(self, group: str, members: list[PartEntry]) -> np.ndarray:
         """Non-negative coefficients of the features, least squares on relative errors (cached per size)."""
@@ -245,8 +246,8 @@ class LatencyTable:
 
     def _index(self) -> None:
         """Measured entries by structure and by group (rebuilt when the table has grown)."""
-        if sum(map(len, self._by_structure.values())) != len(self.entries):
-            self._by_structure, self._by_group = {}, {}
+        if self._indexed != len(self.entries):
+            self._by_structure, self._by_group, self._indexed = {}, {}, len(self.entries)
             for entry in self.entries.values():
                 self._by_structure.setdefault(entry.structure, []).append(entry)
                 self._by_group.setdefault(entry.group, []).append(entry)
@@ -268,12 +269,12 @@ class LatencyTable:
         self.save()
         return calibration
 
-    def observe(self, genotype: Genotype, measured_ms: float) -> None:
-        """Add a network measured whole to its resolution's calibration and refit (persisted): every whole
-        measurement (``lut eval``, a search's re-measured front) makes later predictions better."""
+    def observe(self, genotype: Genotype, measured_ms: float, parts_ms: float) -> None:
+        """Add a network measured whole (and the sum of its parts, as predicted) to its resolution's
+        calibration and refit, persisted: every whole measurement makes later predictions better."""
         calibration = self.calibration(genotype.resolution)
         networks = [n for n in calibration.networks if n[0] != genotype.to_string()]
-        networks.append((genotype.to_string(), measured_ms, self.parts_ms(genotype, estimate=True)))
+        networks.append((genotype.to_string(), measured_ms, parts_ms))
         self.calibrations[genotype.resolution] = Calibration.fit(networks)
         self.save()
 
@@ -307,17 +308,11 @@ class LatencyTable:
             "parts": {key: asdict(entry) for key, entry in self.entries.items()},
             "calibration": {str(r): asdict(c) for r, c in self.calibrations.items()},
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(data, sort_keys=True))
-        os.replace(temporary, self.path)
+        write_json_atomic(self.path, data)
 
     def _read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) and data.get("key") == self.key else {}
+        data = read_json_object(self.path)
+        return data if data.get("key") == self.key else {}
 
     def _merge(self, data: dict[str, Any], keep_own: bool = False) -> None:
         try:
@@ -377,14 +372,15 @@ def compare(table: LatencyTable, genotype: Genotype, estimate: bool = False) -> 
 
     With ``estimate`` the prediction comes first, estimating the parts the table lacks (as a search does)."""
     if not estimate:
-        table.predict_ms(genotype)
+        table.parts_ms(genotype)
     begin, estimated = time.perf_counter(), table.estimated
-    predicted = table.predict_ms(genotype, estimate)
+    parts = table.parts_ms(genotype, estimate)
+    predicted = table.calibration(genotype.resolution).apply(parts)
     predict_s, estimated = time.perf_counter() - begin, table.estimated - estimated
     begin = time.perf_counter()
     measured = measure_latency(genotype, table.config).median_ms
     measure_s = time.perf_counter() - begin
-    table.observe(genotype, measured)
+    table.observe(genotype, measured, parts)
     return Comparison(genotype, predicted, measured, predict_s, measure_s, estimated)
 
 

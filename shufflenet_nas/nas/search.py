@@ -301,8 +301,10 @@ class Objective:
     def _resolve_proxy_floor(self) -> float | None:
         """``--proxy-floor`` as a score: the number, or the named baseline's proxy at the search's settings."""
         floor = self.config.proxy_floor
-        if floor is None or floor not in BASELINES:
-            return None if floor is None else float(floor)
+        if floor is None:
+            return None
+        if floor not in BASELINES:
+            return float(floor)
         genotype = baseline_genotype(floor, self.config)
         scores = compute_proxies(genotype, [self.config.proxy], data=self.data, seed=self.config.seed or 0)
         return scores[self.config.proxy].value

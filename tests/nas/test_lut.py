@@ -117,8 +117,9 @@ def test_missing_calibration_is_measured_lazily_and_persisted(
 def test_networks_measured_whole_join_the_calibration(tiny_v2: Genotype, tmp_path: Path) -> None:
     table = LatencyTable.open(CONFIG, tmp_path)
     before = table.calibration(tiny_v2.resolution)
-    table.observe(tiny_v2, 1.0)
-    table.observe(tiny_v2, 2.0)  # the same network again: its newer measurement replaces the older
+    parts = table.parts_ms(tiny_v2)
+    table.observe(tiny_v2, 1.0, parts)
+    table.observe(tiny_v2, 2.0, parts)  # the same network again: its newer measurement replaces the older
     after = table.calibrations[tiny_v2.resolution]
     assert len(after.networks) == len(before.networks) + 1 and after.networks[-1][:2] == (str(tiny_v2), 2.0)
     assert LatencyTable.open(CONFIG, tmp_path).calibrations[tiny_v2.resolution] == after  # persisted
