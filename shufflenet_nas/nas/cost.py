@@ -6,6 +6,12 @@ summed (fvcore's ``.total()`` would add BatchNorm, about 3.9M on V2 1.0x).
 
 Every cost is additive over the parts of a network plan (stem, units, head), so each distinct part is
 counted once and cached: a search pays for the parts it has not seen before, not for whole networks.
+
+Two counts of a part agree exactly: ``traced_cost`` builds the module and runs it, fvcore counting the
+multiply-adds and a dispatch trace the kernels, memory access and live memory (~15 ms); ``symbolic_cost``
+replays the same kernels on shapes (~50 us). ``part_cost`` uses the replay, and checks it against the trace on
+the first part of each kind (unit type, stride, SE, residual, grouped or not, ...) the process meets; a kind
+that disagrees (a torch release that dispatches differently) is traced from then on, with a warning.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ from weakref import ref
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from shufflenet_nas.nas.symbolic_cost import symbolic_cost
 from shufflenet_nas.search_spaces.builder import build_part
 from shufflenet_nas.search_spaces.genotype import Genotype
-from shufflenet_nas.search_spaces.plan import PartSpec, network_plan
+from shufflenet_nas.search_spaces.plan import HeadSpec, PartSpec, StemSpec, network_plan
 
 PAPER_FLOP_OPERATORS = ("conv", "linear")
 _BYTES = 4  # fp32 activations
@@ -75,13 +82,55 @@ def cost_breakdown(genotype: Genotype) -> list[tuple[str, Cost]]:
 
 
 def count_macs(genotype: Genotype) -> int:
-    """Conv + linear multiply-adds of the network, counted with fvcore part by part."""
+    """Conv + linear multiply-adds of the network (fvcore's count), part by part."""
     return count_cost(genotype).macs
 
 
 @functools.lru_cache(maxsize=65536)
 def part_cost(spec: PartSpec) -> Cost:
     """The cost of one part at batch 1 (cached: equal parts are counted once per process)."""
+    kind = _kind(spec)
+    if kind not in _checked_kinds:
+        traced, replayed = traced_cost(spec), _replayed_cost(spec)
+        _checked_kinds[kind] = traced == replayed
+        if traced != replayed:
+            warnings.warn(
+                f"symbolic cost of {kind} disagrees with the traced count ({replayed} vs {traced}): "
+                "counting parts of this kind by tracing",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return traced
+    return _replayed_cost(spec) if _checked_kinds[kind] else traced_cost(spec)
+
+
+_checked_kinds: dict[tuple[object, ...], bool] = {}  # kind -> the replay matched the trace on it
+
+
+def _kind(spec: PartSpec) -> tuple[object, ...]:
+    """What decides which kernels a part runs (everything but sizes, kernel size and split ratio)."""
+    if isinstance(spec, StemSpec):
+        return ("stem", spec.stride)
+    if isinstance(spec, HeadSpec):
+        return ("head", spec.head_channels > 0, spec.fc_bias)
+    return (
+        spec.unit,
+        spec.stride,
+        spec.groups > 1,
+        spec.se,
+        spec.residual,
+        spec.downsample,
+        spec.first_pointwise_grouped,
+    )
+
+
+def _replayed_cost(spec: PartSpec) -> Cost:
+    tape = symbolic_cost(spec)
+    return Cost(tape.macs, tape.params, tape.memory_access, tape.operators, tape.peak)
+
+
+def traced_cost(spec: PartSpec) -> Cost:
+    """The cost of one part counted on its module: fvcore's multiply-adds, a dispatch trace of the rest."""
     with torch.random.fork_rng(devices=[]):  # initialising weights must not move the caller's RNG
         module = build_part(spec).eval()
     x = torch.zeros(1, *spec.input_shape)
@@ -105,8 +154,9 @@ def fvcore_macs(module: torch.nn.Module, x: torch.Tensor) -> int:
     return int(sum(by_operator.get(name, 0) for name in PAPER_FLOP_OPERATORS))
 
 
-# Operators that only reinterpret memory: no kernel, no traffic.
-_VIEW_OPS = {
+# Operators that only reinterpret memory or allocate it: no kernel, no traffic.
+_NOT_KERNELS = {
+    "empty",
     "view",
     "_unsafe_view",
     "reshape",
@@ -145,7 +195,7 @@ class _MemoryTrace(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         out = func(*args, **(kwargs or {}))
         name = func.overloadpacket.__name__
-        if name in _VIEW_OPS:
+        if name in _NOT_KERNELS:
             return out
         inputs = [t for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
         outputs = [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]

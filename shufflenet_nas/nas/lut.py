@@ -54,7 +54,7 @@ from shufflenet_nas.search_spaces.genotype import Genotype
 from shufflenet_nas.search_spaces.plan import HeadSpec, PartSpec, StemSpec, UnitSpec, network_plan
 from shufflenet_nas.search_spaces.spaces import SearchSpace
 
-LUT_FORMAT = 3
+LUT_FORMAT = 4
 CALIBRATION_NETWORKS = 6  # networks measured whole when a resolution has no calibration yet
 ESTIMATE_NEIGHBOURS = 4  # measured parts of the same structure a missing part's line is fitted through
 GROUP_MIN_PARTS = 6  # measured parts of a group its cost-feature fit needs

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from sqlalchemy import event
 
 from shufflenet_nas.errors import ShuffleNetNASError, UsageError
 from shufflenet_nas.nas.cost import Cost, count_cost
 from shufflenet_nas.nas.latency import MeasureConfig, measure_latency
 from shufflenet_nas.nas.lut import LatencyTable
 from shufflenet_nas.nas.proxies import DEFAULT_PROXY, compute_proxies
+from shufflenet_nas.nas.storage import WriteBehind, make_storage
 from shufflenet_nas.search_spaces import BASELINES, Genotype, SearchSpace
 from shufflenet_nas.search_spaces.spaces import stem_stride_for
 
@@ -151,30 +151,18 @@ def create_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """Optuna RDB storage; SQLite in WAL mode with normal sync (about 4x faster commits per trial attribute,
-    still safe against a crash of the process; readers such as optuna-dashboard keep working)."""
-    storage = optuna.storages.RDBStorage(url)
-    if url.startswith("sqlite"):
-
-        @event.listens_for(storage.engine, "connect")
-        def _pragmas(connection: Any, _record: Any) -> None:
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        storage.engine.dispose()  # connections opened before the listener existed
-    return storage
-
-
-def open_or_create_study(config: SearchConfig) -> optuna.Study:
-    """The study named in ``config``: created, or resumed when its recorded settings match."""
+def open_storage(config: SearchConfig) -> optuna.storages.BaseStorage:
+    """The search's storage: ``--storage``, else ``<results-dir>/<study>/study.db`` (its folder made)."""
     if config.storage is None:
         config.study_dir.mkdir(parents=True, exist_ok=True)
+    return make_storage(config.storage_url)
+
+
+def open_or_create_study(config: SearchConfig, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """The study named in ``config``: created, or resumed when its recorded settings match."""
     directions = ["minimize", "maximize"] if config.objective == "pareto" else ["maximize"]
     study = optuna.create_study(
-        storage=make_storage(config.storage_url),
+        storage=storage,
         study_name=config.study_name,
         sampler=create_sampler(config.sampler, config.seed),
         directions=directions,
@@ -365,16 +353,26 @@ def run_search(
     callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
     data: Any = None,
 ) -> optuna.Study:
-    """Create or resume the study and run trials.
+    """Create or resume the study and run trials (a lookup-table search on a write-behind copy: ``WriteBehind``).
 
     Ctrl-C (SIGINT, when called from the main thread) interrupts only the objective: Optuna marks the running
     trial FAIL and KeyboardInterrupt propagates. One that lands in Optuna's bookkeeping between trials lets
     that trial finish, stops the study, then raises KeyboardInterrupt. Finished trials are always stored.
     """
-    study = open_or_create_study(config)
-    objective = Objective(config, study, data)
+    storage = open_storage(config)
+    study = open_or_create_study(config, storage)
+    copy = WriteBehind(study, storage) if config.latency_mode == "lut" else None
+    running = copy.live if copy else study
+    objective = Objective(config, running, data)
+    store = [copy.write] if copy else []  # after each trial
     with objective.guard.installed():
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[*callbacks, objective.guard.stop])
+        try:
+            running.optimize(
+                objective, n_trials=n_trials, timeout=timeout, callbacks=[*callbacks, *store, objective.guard.stop]
+            )
+        finally:
+            if copy:
+                copy.write()  # the trial that Ctrl-C or an error ended, marked failed
     if objective.guard.requested:
         raise KeyboardInterrupt
     return study

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
 
-from shufflenet_nas.nas.cost import _trace_memory, count_cost, fvcore_macs
-from shufflenet_nas.search_spaces import BASELINES, Genotype, build
+from shufflenet_nas.nas import cost as cost_module
+from shufflenet_nas.nas.cost import Cost, _trace_memory, count_cost, fvcore_macs, traced_cost
+from shufflenet_nas.nas.lut import sample_architectures
+from shufflenet_nas.search_spaces import BASELINES, Genotype, SearchSpace, build
+from shufflenet_nas.search_spaces.plan import PartSpec, UnitSpec, network_plan
 
 # Papers' figures the counted MFLOPs must reproduce (paper-tables.md): within 2% for the 1x models of
 # V1 Table 1 and the named models of V1 Table 5 / V2 Table 8; within 5% of V1 Table 2's 38M / 13M levels.
@@ -93,10 +98,57 @@ def test_cost_reflects_the_v2_guidelines(tiny_v2: Genotype) -> None:
 
 
 def test_counting_leaves_the_callers_random_state_alone(tiny_v2: Genotype) -> None:
-    from dataclasses import replace
-
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
     count_cost(replace(tiny_v2, num_classes=7))  # a part not counted before: the network is built
     assert torch.equal(torch.rand(3), expected)
+
+
+def _parts_of(genotypes: list[Genotype]) -> list[PartSpec]:
+    return list(dict.fromkeys(spec for genotype in genotypes for spec in network_plan(genotype)))
+
+
+_RANDOM_PARTS = _parts_of(
+    [
+        genotype
+        for resolution, budget in [(32, 12.0), (64, 40.0)]
+        for genotype in sample_architectures(SearchSpace(budget_mflops=budget, resolution=resolution), 40, seed=1)
+    ]
+)
+
+
+@pytest.mark.parametrize("spec", _RANDOM_PARTS, ids=lambda spec: getattr(spec, "label", lambda: repr(spec))())
+def test_symbolic_replay_equals_the_traced_count_on_random_parts(spec: PartSpec) -> None:
+    assert cost_module._replayed_cost(spec) == traced_cost(spec)
+
+
+def test_symbolic_replay_equals_the_traced_count_on_every_paper_model() -> None:
+    for spec in _parts_of([b.genotype for b in BASELINES.values()]):
+        assert cost_module._replayed_cost(spec) == traced_cost(spec), spec
+
+
+def test_random_parts_cover_every_kind() -> None:
+    kinds = {cost_module._kind(spec) for spec in _RANDOM_PARTS}
+    for unit in ("v1", "v2"):
+        for stride in (1, 2):
+            assert any(k[:2] == (unit, stride) and k[3] for k in kinds)  # with SE
+            assert any(k[:3] == ("v1", stride, True) for k in kinds)  # grouped
+        assert any(k[:2] == (unit, 1) and k[4] for k in kinds)  # residual
+    assert {("stem", 1), ("stem", 2)} <= kinds and any(k[:2] == ("head", True) for k in kinds)
+
+
+def test_a_kind_the_replay_gets_wrong_is_traced_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = UnitSpec("v2", 24, 24, 1, 1, 0.5, 3, False, True, "", True, 9)  # a size no other test uses
+    wrong = Cost(1, 1, 1, 1, 1)
+    monkeypatch.setattr(cost_module, "_checked_kinds", {})
+    monkeypatch.setattr(cost_module, "_replayed_cost", lambda _spec: wrong)
+    cost_module.part_cost.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="disagrees with the traced count"):
+            first = cost_module.part_cost(spec)
+        second = cost_module.part_cost(replace(spec, resolution=10))
+    finally:
+        cost_module.part_cost.cache_clear()
+    assert first == traced_cost(spec) and second == traced_cost(replace(spec, resolution=10))
+    assert cost_module._checked_kinds[cost_module._kind(spec)] is False

@@ -1,0 +1,231 @@
+"""A part's cost from its spec alone: the kernels its forward runs, replayed on shapes (microseconds, no torch).
+
+Each part type has a symbolic forward that mirrors its module's ``forward`` (``search_spaces.blocks``,
+``builder``) kernel by kernel: conv, BatchNorm, ReLU, pools, concatenation, the channel shuffle's copy, the
+squeeze-excite ops, the classifier. A ``Tape`` adds up what ``cost`` defines, with the conventions of the
+traced count in ``cost.traced_cost`` (fvcore's conv / linear multiply-adds; elements read and written per
+kernel, weights included; kernels launched; the largest set of live activation storages, in bytes, with
+tensors released where the Python forward drops its last reference). ``cost.part_cost`` checks this
+replay against the traced count on the first part of each kind a process meets, and tests check it on
+hundreds of random parts, so the two cannot drift apart unnoticed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from shufflenet_nas.search_spaces.genotype import v1_bottleneck
+from shufflenet_nas.search_spaces.plan import HeadSpec, PartSpec, StemSpec, UnitSpec, conv_out
+
+_FLOAT_BYTES = 4  # fp32 activations
+_INDEX_BYTES = 8  # max-pool indices are int64
+_ids = itertools.count()
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """An activation: its element count and bytes, and an identity (in-place ops return the same one)."""
+
+    channels: int
+    size: int  # height = width
+    id: int = field(default_factory=lambda: next(_ids))
+    storage_bytes: int = 0  # a view's: the bytes of the tensor it views (0: its own)
+
+    @property
+    def numel(self) -> int:
+        return self.channels * self.size * self.size
+
+    @property
+    def nbytes(self) -> int:
+        return self.storage_bytes or self.numel * _FLOAT_BYTES
+
+    def view(self, channels: int) -> Tensor:
+        """The first or last ``channels`` channels (``split_with_sizes``): same storage, no kernel."""
+        return Tensor(channels, self.size, self.id, self.nbytes)
+
+
+@dataclass
+class Tape:
+    """Adds up a forward's kernels: multiply-adds, parameters, memory access, kernels, peak live bytes."""
+
+    macs: int = 0
+    params: int = 0
+    memory_access: int = 0
+    operators: int = 0
+    peak: int = 0
+    live: dict[int, int] = field(default_factory=dict)  # tensor id -> bytes
+
+    def kernel(self, inputs: list[Tensor], outputs: list[Tensor], weights: int = 0, dropped: int = 0) -> None:
+        """One kernel reading ``inputs`` (+ ``weights`` elements), writing ``outputs`` and ``dropped`` int64
+        elements the forward discards at once (max-pool indices: live only during the kernel)."""
+        self.operators += 1
+        self.memory_access += sum(t.numel for t in inputs + outputs) + weights + dropped
+        self.live.update((t.id, t.nbytes) for t in inputs + outputs)
+        self.peak = max(self.peak, sum(self.live.values()) + dropped * _INDEX_BYTES)
+
+    def release(self, *tensors: Tensor) -> None:
+        """The forward holds no reference to these any more."""
+        for tensor in tensors:
+            self.live.pop(tensor.id, None)
+
+    # ---- layers (a conv-BN(-ReLU) releases its intermediates, as the spliced nn.Sequential does) ----------
+    def conv(
+        self, x: Tensor, out_channels: int, kernel: int = 1, stride: int = 1, groups: int = 1, bias: bool = False
+    ) -> Tensor:
+        y = Tensor(out_channels, conv_out(x.size, stride))
+        weight = out_channels * (x.channels // groups) * kernel * kernel
+        self.macs += weight * y.size * y.size
+        self.params += weight + (out_channels if bias else 0)
+        self.kernel([x], [y], weight + (out_channels if bias else 0))
+        return y
+
+    def batch_norm(self, x: Tensor) -> Tensor:
+        y = Tensor(x.channels, x.size)
+        self.params += 2 * x.channels
+        self.kernel([x], [y], weights=4 * x.channels)  # weight, bias, running mean, running variance
+        return y
+
+    def relu_(self, x: Tensor) -> Tensor:
+        self.kernel([x], [x])
+        return x
+
+    def conv_bn(
+        self,
+        x: Tensor,
+        out_channels: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        relu: bool = True,
+        drop_input: bool = False,
+    ) -> Tensor:
+        """conv-BN(-ReLU); ``drop_input``: ``x`` was the previous layer's output in the same Sequential, dropped
+        as soon as the conv returns (else the caller still holds it)."""
+        y = self.conv(x, out_channels, kernel, stride, groups)
+        if drop_input:
+            self.release(x)
+        z = self.batch_norm(y)
+        self.release(y)
+        return self.relu_(z) if relu else z
+
+    def then(self, x: Tensor, y: Tensor) -> Tensor:
+        """``y`` computed from ``x`` by a module (or expression) that held ``x`` throughout: now dropped."""
+        self.release(x)
+        return y
+
+    def shuffle(self, x: Tensor, groups: int) -> Tensor:
+        """Channel shuffle: views, then one copy."""
+        y = Tensor(x.channels, x.size)
+        self.kernel([x], [y])
+        return y
+
+    def squeeze_excite(self, x: Tensor) -> Tensor:
+        squeezed = max(8, x.channels // 16)
+        pooled = Tensor(x.channels, 1)
+        self.kernel([x], [pooled])
+        reduced = self.relu_(self.conv(pooled, squeezed, bias=True))
+        expanded = self.conv(reduced, x.channels, bias=True)
+        self.release(pooled, reduced)
+        gate = Tensor(x.channels, 1)
+        self.kernel([expanded], [gate])
+        y = Tensor(x.channels, x.size)
+        self.kernel([x, gate], [y])
+        self.release(expanded, gate)
+        return y
+
+    def pool(self, x: Tensor, with_indices: bool = False) -> Tensor:
+        """3x3 stride-2 max-pool (with its int64 indices) or average pool."""
+        y = Tensor(x.channels, conv_out(x.size, 2))
+        self.kernel([x], [y], dropped=y.numel if with_indices else 0)
+        return y
+
+    def add(self, a: Tensor, b: Tensor) -> Tensor:
+        y = Tensor(a.channels, a.size)
+        self.kernel([a, b], [y])
+        return y
+
+    def cat(self, a: Tensor, b: Tensor) -> Tensor:
+        y = Tensor(a.channels + b.channels, a.size)
+        self.kernel([a, b], [y])
+        return y
+
+
+def symbolic_cost(spec: PartSpec) -> Tape:
+    """Replay the part's forward at batch 1 on a fresh tape (its input stays live throughout)."""
+    tape = Tape()
+    x = Tensor(spec.input_shape[0], spec.input_shape[1])
+    tape.live[x.id] = x.nbytes
+    if isinstance(spec, StemSpec):
+        _stem(tape, x, spec)
+    elif isinstance(spec, HeadSpec):
+        _head(tape, x, spec)
+    elif spec.unit == "v1":
+        _v1_unit(tape, x, spec)
+    else:
+        _v2_unit(tape, x, spec)
+    return tape
+
+
+def _stem(tape: Tape, x: Tensor, spec: StemSpec) -> None:
+    y = tape.conv_bn(x, spec.out_channels, 3, stride=1 if spec.stride == 1 else 2)
+    if spec.stride == 4:
+        tape.pool(y, with_indices=True)
+
+
+def _head(tape: Tape, x: Tensor, spec: HeadSpec) -> None:
+    features = tape.conv_bn(x, spec.head_channels) if spec.head_channels else x
+    pooled = Tensor(features.channels, 1)
+    tape.kernel([features], [pooled])  # mean over height and width
+    if features is not x:
+        tape.release(features)
+    weights = features.channels * spec.num_classes + (spec.num_classes if spec.fc_bias else 0)
+    tape.macs += features.channels * spec.num_classes
+    tape.params += weights
+    tape.kernel([pooled], [Tensor(spec.num_classes, 1)], weights)  # addmm (mm without bias)
+
+
+def _branch(tape: Tape, x: Tensor, mid: int, out: int, spec: UnitSpec, first_groups: int) -> Tensor:
+    """1x1 (grouped) conv-BN-ReLU, [shuffle], kxk depthwise conv-BN, 1x1 (grouped) conv-BN, [SE]."""
+    y = tape.conv_bn(x, mid, groups=first_groups)
+    if spec.groups > 1 and mid > spec.groups:  # one channel per group: the shuffle is a view, no copy
+        y = tape.then(y, tape.shuffle(y, spec.groups))
+    y = tape.conv_bn(y, mid, spec.kernel, spec.stride, groups=mid, relu=False, drop_input=True)
+    y = tape.conv_bn(y, out, groups=spec.groups, relu=False, drop_input=True)
+    if spec.se:
+        y = tape.then(y, tape.squeeze_excite(y))
+    return y
+
+
+def _v1_unit(tape: Tape, x: Tensor, spec: UnitSpec) -> None:
+    mid = v1_bottleneck(spec.out_channels, spec.groups)
+    first_groups = spec.groups if spec.first_pointwise_grouped else 1
+    if spec.stride == 2:
+        y = _branch(tape, x, mid, spec.out_channels - spec.in_channels, spec, first_groups)
+        shortcut = tape.pool(x)
+        tape.cat(shortcut, tape.relu_(y))
+        return
+    y = _branch(tape, x, mid, spec.out_channels, spec, first_groups)
+    if spec.residual:
+        y = tape.then(y, tape.add(y, x))
+    tape.relu_(y)
+
+
+def _v2_unit(tape: Tape, x: Tensor, spec: UnitSpec) -> None:
+    if spec.stride == 2:
+        half = spec.out_channels // 2
+        projected_channels = spec.in_channels if spec.downsample == "official" else half
+        p = tape.conv_bn(x, spec.in_channels, spec.kernel, spec.stride, groups=spec.in_channels, relu=False)
+        projected = tape.conv_bn(p, projected_channels, groups=spec.groups, drop_input=True)
+        y = _branch(tape, x, half, spec.out_channels - projected_channels, spec, spec.groups)
+        joined = tape.cat(projected, tape.relu_(y))
+        tape.release(projected, y)
+    else:
+        passthrough = round(spec.out_channels * spec.split_ratio)
+        branch = spec.out_channels - passthrough
+        left, right = x.view(passthrough), x.view(branch)
+        y = _branch(tape, right, branch, branch, spec, spec.groups)
+        if spec.residual:
+            y = tape.then(y, tape.add(y, right))
+        joined = tape.cat(left, tape.relu_(y))
+    tape.shuffle(joined, 2)
