@@ -5,9 +5,9 @@ Prints:
    best architecture of that study at V2 1.0x's proxy or better beside ShuffleNet V2 1.0x, both measured in
    this run, interleaved, with the same precise settings: latency ratio and proxy scores;
 2. the time to build a lookup table from 100 random architectures, then trials per minute of a search
-   on it (parts it lacks are estimated from measured parts of the same structure, or measured when it has
-   fewer than two) with the default proxy, and with --proxy params (which shows what the proxy costs); then
-   the same comparison for the lookup-table study, its Pareto front re-measured.
+   on it (parts it lacks are estimated from measured parts of the same structure or group, or measured when
+   it has too few) with the default proxy, and with --proxy params (what the search itself costs, the proxy
+   aside) under TPE and NSGA-II; then the same comparison for the lookup-table study, its front re-measured.
 
 Usage: python benchmarks/search.py [--trials-measured 300] [--trials-lut 300] [--table-architectures 100]
 (0 trials skips that part).
@@ -124,10 +124,13 @@ def main() -> None:
     )
     study, lut_rate = timed_search(SearchConfig(study_name="lut", latency_mode="lut", **common), args.trials_lut)
     print(f"lookup table + {DEFAULT_PROXY}: {lut_rate:.1f} trials/min over {args.trials_lut} trials (goal >= 1000)")
-    params_config = SearchConfig(study_name="lut-params", latency_mode="lut", proxy="params", **common)
-    _, params_rate = timed_search(params_config, args.trials_lut)
-    grown = len(LatencyTable.open(search_measure))
-    print(f"lookup table + params: {params_rate:.1f} trials/min over {args.trials_lut} trials ({grown} parts now)")
+    for sampler in ("tpe", "nsga2"):
+        config = SearchConfig(
+            study_name=f"lut-params-{sampler}", latency_mode="lut", proxy="params", sampler=sampler, **common
+        )
+        _, rate = timed_search(config, args.trials_lut)
+        print(f"lookup table + params, {sampler}: {rate:.1f} trials/min over {args.trials_lut} trials (goal >= 1000)")
+    print(f"lookup table: {len(LatencyTable.open(search_measure))} parts now (with those the searches measured)")
     remeasure_front(study, search_measure)
     print("lookup-table study, front re-measured:")
     best_against_v2(study, args.trials_lut, args.seed)

@@ -233,9 +233,9 @@ def _render(summary: StudySummary, json_output: bool, all_trials: bool = False) 
     for family, row in summary.best.items():
         versus = ""
         if reference is not None and reference.number != row.number:
-            saved = (1 - row.latency_ms / reference.latency_ms) * 100
+            change = (row.latency_ms / reference.latency_ms - 1) * 100
             versus = (
-                f" · {saved:+.1f}% lower latency than {reference.baseline} "
+                f" · {abs(change):.1f}% {'lower' if change < 0 else 'higher'} latency than {reference.baseline} "
                 f"({row.latency_ms:.3f} vs {reference.latency_ms:.3f} ms; "
                 f"proxy {row.proxy:.4g} vs {reference.proxy:.4g})"
             )

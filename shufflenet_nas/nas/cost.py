@@ -91,7 +91,7 @@ def part_cost(spec: PartSpec) -> Cost:
     """The cost of one part at batch 1 (cached: equal parts are counted once per process)."""
     kind = _kind(spec)
     if kind not in _checked_kinds:
-        traced, replayed = traced_cost(spec), _replayed_cost(spec)
+        traced, replayed = traced_cost(spec), replayed_cost(spec)
         _checked_kinds[kind] = traced == replayed
         if traced != replayed:
             warnings.warn(
@@ -101,7 +101,7 @@ def part_cost(spec: PartSpec) -> Cost:
                 stacklevel=2,
             )
         return traced
-    return _replayed_cost(spec) if _checked_kinds[kind] else traced_cost(spec)
+    return replayed_cost(spec) if _checked_kinds[kind] else traced_cost(spec)
 
 
 _checked_kinds: dict[tuple[object, ...], bool] = {}  # kind -> the replay matched the trace on it
@@ -124,7 +124,8 @@ def _kind(spec: PartSpec) -> tuple[object, ...]:
     )
 
 
-def _replayed_cost(spec: PartSpec) -> Cost:
+def replayed_cost(spec: PartSpec) -> Cost:
+    """The cost of one part from its symbolic replay (``symbolic_cost``), unchecked."""
     tape = symbolic_cost(spec)
     return Cost(tape.macs, tape.params, tape.memory_access, tape.operators, tape.peak)
 

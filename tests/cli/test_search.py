@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,6 +44,11 @@ def test_search_then_show(tmp_path: Path) -> None:
     assert "| trial | family |" in (study_dir / "summary.md").read_text()
     shown = runner.invoke(app, ["show", str(study_dir)])
     assert shown.exit_code == 0 and "Pareto front" in shown.output and "best " in shown.output
+    for percent, word, ms, reference_ms in re.findall(
+        r"(\d+\.\d)% (lower|higher) latency than \S+ \((\S+) vs (\S+) ms", shown.output
+    ):
+        change = (float(ms) / float(reference_ms) - 1) * 100
+        assert word == ("lower" if change < 0 else "higher") and float(percent) == round(abs(change), 1)
     by_storage = runner.invoke(app, ["show", "--storage", f"sqlite:///{study_dir / 'study.db'}", "--json"])
     assert json.loads(by_storage.stdout)["pareto"] == data["pareto"]
 

@@ -120,12 +120,12 @@ _RANDOM_PARTS = _parts_of(
 
 @pytest.mark.parametrize("spec", _RANDOM_PARTS, ids=lambda spec: getattr(spec, "label", lambda: repr(spec))())
 def test_symbolic_replay_equals_the_traced_count_on_random_parts(spec: PartSpec) -> None:
-    assert cost_module._replayed_cost(spec) == traced_cost(spec)
+    assert cost_module.replayed_cost(spec) == traced_cost(spec)
 
 
 def test_symbolic_replay_equals_the_traced_count_on_every_paper_model() -> None:
     for spec in _parts_of([b.genotype for b in BASELINES.values()]):
-        assert cost_module._replayed_cost(spec) == traced_cost(spec), spec
+        assert cost_module.replayed_cost(spec) == traced_cost(spec), spec
 
 
 def test_random_parts_cover_every_kind() -> None:
@@ -142,7 +142,7 @@ def test_a_kind_the_replay_gets_wrong_is_traced_with_a_warning(monkeypatch: pyte
     spec = UnitSpec("v2", 24, 24, 1, 1, 0.5, 3, False, True, "", True, 9)  # a size no other test uses
     wrong = Cost(1, 1, 1, 1, 1)
     monkeypatch.setattr(cost_module, "_checked_kinds", {})
-    monkeypatch.setattr(cost_module, "_replayed_cost", lambda _spec: wrong)
+    monkeypatch.setattr(cost_module, "replayed_cost", lambda _spec: wrong)
     cost_module.part_cost.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match="disagrees with the traced count"):

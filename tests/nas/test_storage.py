@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import optuna
@@ -17,18 +18,22 @@ def objective(trial: optuna.Trial) -> tuple[float, float]:
     trial.suggest_categorical("kind", ("a", "b"))
     trial.set_user_attr("genotype", f"net{x}")
     trial.set_user_attr("latency", {"median_ms": x / 10, "source": "lut"})
-    trial.set_constraint("over_budget", x - 90.0)
+    trial.set_constraint("over_budget", x - 80.0)
     if x % 3 == 0:
         raise optuna.TrialPruned()
+    if x > 80:  # over the budget: the search's infeasible values
+        return math.inf, -math.inf
     return x / 10, -x
 
 
-def stored_study(tmp_path: Path) -> tuple[optuna.Study, optuna.storages.BaseStorage]:
+def stored_study(
+    tmp_path: Path, directions: tuple[str, ...] = ("minimize", "maximize")
+) -> tuple[optuna.Study, optuna.storages.RDBStorage]:
     storage = make_storage(f"sqlite:///{tmp_path / 'study.db'}")
     study = optuna.create_study(
         storage=storage,
         study_name="s",
-        directions=["minimize", "maximize"],
+        directions=list(directions),
         sampler=optuna.samplers.RandomSampler(seed=0),
         load_if_exists=True,
     )
@@ -43,14 +48,38 @@ def run(tmp_path: Path, n_trials: int) -> tuple[optuna.Study, WriteBehind]:
 
 
 def test_finished_trials_are_stored_whole(tmp_path: Path) -> None:
-    _, copy = run(tmp_path, 12)
+    _, copy = run(tmp_path, 20)
     stored = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'study.db'}").trials
     live = copy.live.trials
-    assert len(stored) == len(live) == 12
+    assert len(stored) == len(live) == 20
     for a, b in zip(stored, live, strict=True):
-        assert (a.state, a.values, a.params, a.user_attrs) == (b.state, b.values, b.params, b.user_attrs)
+        assert (a.number, a.state, a.values, a.params, a.user_attrs) == (
+            b.number,
+            b.state,
+            b.values,
+            b.params,
+            b.user_attrs,
+        )
         assert a.distributions == b.distributions and a.system_attrs == b.system_attrs  # constraints included
+        assert a.intermediate_values == b.intermediate_values
+        assert (a.datetime_start, a.datetime_complete) == (b.datetime_start, b.datetime_complete)
     assert {t.state for t in stored} == {TrialState.COMPLETE, TrialState.PRUNED}
+    assert any(t.values == [math.inf, -math.inf] for t in stored)
+
+
+def test_intermediate_values_of_a_single_objective_study_are_stored(tmp_path: Path) -> None:
+    study, storage = stored_study(tmp_path, ("maximize",))
+    copy = WriteBehind(study, storage)
+
+    def trained(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        for step in range(3):
+            trial.report(x * step, step)
+        return x
+
+    copy.live.optimize(trained, n_trials=3, callbacks=[copy.write])
+    assert [t.intermediate_values for t in study.trials] == [t.intermediate_values for t in copy.live.trials]
+    assert study.best_value == copy.live.best_value
 
 
 def test_enqueued_trials_are_completed_in_place_not_duplicated(tmp_path: Path) -> None:
