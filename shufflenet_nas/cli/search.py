@@ -50,7 +50,10 @@ def search(
         str, typer.Option(help="measured (time every architecture) or lut (predict; the front is re-measured).")
     ] = "measured",
     objective: Annotated[
-        str, typer.Option(help="pareto (latency vs proxy) or reward (MnasNet-style scalar).")
+        str,
+        typer.Option(
+            help="pareto (latency vs proxy), latency (the fastest above --proxy-floor) or reward (MnasNet-style)."
+        ),
     ] = "pareto",
     latency_target: Annotated[str | None, typer.Option(help="Target T of the reward objective, e.g. 2ms.")] = None,
     params_budget: Annotated[str | None, typer.Option(help="Parameter budget, e.g. 2.5M.")] = None,

@@ -31,7 +31,7 @@ from shufflenet_nas.search_spaces.spaces import stem_stride_for
 
 FAMILY_CHOICES = ("v1", "v2", "mixed")
 SAMPLERS = ("tpe", "nsga2", "random")
-OBJECTIVES = ("pareto", "reward")
+OBJECTIVES = ("pareto", "latency", "reward")
 LATENCY_MODES = ("measured", "lut")
 MNASNET_WEIGHT = -0.07  # MnasNet (Tan et al., 2019): reward = ACC * (LAT / T) ** w, w = -0.07
 # Study user attributes that must match when a study is resumed.
@@ -88,6 +88,11 @@ class SearchConfig:
                 raise UsageError(f"{name} {value!r} unknown; use one of {', '.join(choices)}")
         if self.objective == "reward" and not self.latency_target_ms:
             raise UsageError("--objective reward needs a latency target T: add --latency-target, e.g. 2ms")
+        if self.objective == "latency" and self.proxy_floor is None:
+            raise UsageError(
+                "--objective latency minimises latency alone: add --proxy-floor (e.g. shufflenet_v2_x1_0) "
+                "so that accuracy is not traded away"
+            )
         if self.resolution < 32:
             raise UsageError(f"--resolution {self.resolution} is too small; use 32 or more")
         if self.proxy_floor is not None and self.proxy_floor not in BASELINES:
@@ -98,6 +103,15 @@ class SearchConfig:
                     f"--proxy-floor {self.proxy_floor!r} is neither a number nor a baseline name; "
                     "e.g. 107.5 or shufflenet_v2_x1_0 (see `shufflenet-nas baselines`)"
                 ) from None
+
+    @property
+    def directions(self) -> list[str]:
+        """pareto: latency down, proxy up; latency: latency down (the proxy floor a constraint); reward: up."""
+        return {"pareto": ["minimize", "maximize"], "latency": ["minimize"], "reward": ["maximize"]}[self.objective]
+
+    @property
+    def metric_names(self) -> list[str]:
+        return {"pareto": ["latency_ms", self.proxy], "latency": ["latency_ms"], "reward": ["reward"]}[self.objective]
 
     @property
     def budget_mflops(self) -> float:
@@ -160,12 +174,11 @@ def open_storage(config: SearchConfig) -> optuna.storages.BaseStorage:
 
 def open_or_create_study(config: SearchConfig, storage: optuna.storages.BaseStorage) -> optuna.Study:
     """The study named in ``config``: created, or resumed when its recorded settings match."""
-    directions = ["minimize", "maximize"] if config.objective == "pareto" else ["maximize"]
     study = optuna.create_study(
         storage=storage,
         study_name=config.study_name,
         sampler=create_sampler(config.sampler, config.seed),
-        directions=directions,
+        directions=config.directions,
         load_if_exists=True,
     )
     recorded = study.user_attrs
@@ -181,9 +194,7 @@ def open_or_create_study(config: SearchConfig, storage: optuna.storages.BaseStor
     else:
         for key, value in config.study_attrs().items():
             study.set_user_attr(key, value)
-        study.set_user_attr(
-            "metric_names", ["latency_ms", config.proxy] if config.objective == "pareto" else ["reward"]
-        )
+        study.set_user_attr("metric_names", config.metric_names)
         if config.seed_baselines:
             for name in fitting_baselines(config):
                 study.enqueue_trial({}, user_attrs={"baseline": name})
@@ -283,7 +294,8 @@ class Objective:
         if attrs.get("pruned"):
             raise optuna.TrialPruned(f"short training stopped early at accuracy {attrs['proxy']:.3f}")
         if "latency_ms" not in attrs:  # over the FLOPs/params budget: never measured, never a result
-            return (math.inf, -math.inf) if self.config.objective == "pareto" else -math.inf
+            worst = [math.inf if direction == "minimize" else -math.inf for direction in self.config.directions]
+            return worst if len(worst) > 1 else worst[0]
         return self._values(attrs)
 
     def _resolve_proxy_floor(self) -> float | None:
@@ -312,7 +324,9 @@ class Objective:
             result = measure_latency(genotype, self.config.measure)
             attrs["latency_ms"] = result.median_ms
             attrs["latency"] = {**result.to_dict(), "source": "measured"}
-        report = self._pruning_reporter(trial) if self.config.proxy == "train" else None
+        # short training reports accuracy per epoch for pruning where it is the objective's direction: reward
+        prunable = self.config.proxy == "train" and self.config.objective == "reward"
+        report = self._pruning_reporter(trial) if prunable else None
         scores = compute_proxies(
             genotype, [self.config.proxy], data=self.data, seed=self.config.seed or 0, report=report
         )
@@ -333,6 +347,8 @@ class Objective:
     def _values(self, attrs: dict[str, Any]) -> Sequence[float] | float:
         if self.config.objective == "pareto":
             return attrs["latency_ms"], attrs["proxy"]
+        if self.config.objective == "latency":
+            return attrs["latency_ms"]
         return mnasnet_reward(attrs["proxy"], attrs["latency_ms"], self.config.latency_target_ms or 1.0)
 
 

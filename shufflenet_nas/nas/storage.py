@@ -110,10 +110,10 @@ class WriteBehind:
 
     def _take_in_stored(self) -> None:
         """Copy in the stored trials the copy lacks: finished ones as they are, waiting ones enqueued."""
+        number = len(self.live.get_trials(deepcopy=False))  # the next live trial's
         for trial in self.study.get_trials(deepcopy=False):
             if trial.number in self.stored or trial.state == TrialState.RUNNING:
                 continue  # held already, or running in another worker (taken in once finished)
-            number = len(self.live.get_trials(deepcopy=False))
             if trial.state == TrialState.WAITING:
                 self.enqueued[number] = trial.number
                 self.live.enqueue_trial(trial.system_attrs.get("fixed_params", {}), user_attrs=trial.user_attrs)
@@ -121,6 +121,7 @@ class WriteBehind:
                 self.taken_in.add(number)
                 self.live.add_trial(trial)
             self.stored.add(trial.number)
+            number += 1
 
 
 def _trial_row(trial: FrozenTrial, study_id: int, number: int) -> models.TrialModel:

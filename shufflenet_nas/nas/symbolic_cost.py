@@ -24,8 +24,8 @@ _ids = itertools.count()
 
 
 @dataclass(frozen=True)
-class Tensor:
-    """An activation: its element count and bytes, and an identity (in-place ops return the same one)."""
+class Activation:
+    """A tensor the forward makes: its shape, bytes and identity (in-place ops return the same one)."""
 
     channels: int
     size: int  # height = width
@@ -40,9 +40,9 @@ class Tensor:
     def nbytes(self) -> int:
         return self.storage_bytes or self.numel * _FLOAT_BYTES
 
-    def view(self, channels: int) -> Tensor:
+    def view(self, channels: int) -> Activation:
         """The first or last ``channels`` channels (``split_with_sizes``): same storage, no kernel."""
-        return Tensor(channels, self.size, self.id, self.nbytes)
+        return Activation(channels, self.size, self.id, self.nbytes)
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Tape:
     peak: int = 0
     live: dict[int, int] = field(default_factory=dict)  # tensor id -> bytes
 
-    def kernel(self, inputs: list[Tensor], outputs: list[Tensor], weights: int = 0, dropped: int = 0) -> None:
+    def kernel(self, inputs: list[Activation], outputs: list[Activation], weights: int = 0, dropped: int = 0) -> None:
         """One kernel reading ``inputs`` (+ ``weights`` elements), writing ``outputs`` and ``dropped`` int64
         elements the forward discards at once (max-pool indices: live only during the kernel)."""
         self.operators += 1
@@ -64,42 +64,42 @@ class Tape:
         self.live.update((t.id, t.nbytes) for t in inputs + outputs)
         self.peak = max(self.peak, sum(self.live.values()) + dropped * _INDEX_BYTES)
 
-    def release(self, *tensors: Tensor) -> None:
+    def release(self, *tensors: Activation) -> None:
         """The forward holds no reference to these any more."""
         for tensor in tensors:
             self.live.pop(tensor.id, None)
 
     # ---- layers (a conv-BN(-ReLU) releases its intermediates, as the spliced nn.Sequential does) ----------
     def conv(
-        self, x: Tensor, out_channels: int, kernel: int = 1, stride: int = 1, groups: int = 1, bias: bool = False
-    ) -> Tensor:
-        y = Tensor(out_channels, conv_out(x.size, stride))
+        self, x: Activation, out_channels: int, kernel: int = 1, stride: int = 1, groups: int = 1, bias: bool = False
+    ) -> Activation:
+        y = Activation(out_channels, conv_out(x.size, stride))
         weight = out_channels * (x.channels // groups) * kernel * kernel
         self.macs += weight * y.size * y.size
         self.params += weight + (out_channels if bias else 0)
         self.kernel([x], [y], weight + (out_channels if bias else 0))
         return y
 
-    def batch_norm(self, x: Tensor) -> Tensor:
-        y = Tensor(x.channels, x.size)
+    def batch_norm(self, x: Activation) -> Activation:
+        y = Activation(x.channels, x.size)
         self.params += 2 * x.channels
         self.kernel([x], [y], weights=4 * x.channels)  # weight, bias, running mean, running variance
         return y
 
-    def relu_(self, x: Tensor) -> Tensor:
+    def relu_(self, x: Activation) -> Activation:
         self.kernel([x], [x])
         return x
 
     def conv_bn(
         self,
-        x: Tensor,
+        x: Activation,
         out_channels: int,
         kernel: int = 1,
         stride: int = 1,
         groups: int = 1,
         relu: bool = True,
         drop_input: bool = False,
-    ) -> Tensor:
+    ) -> Activation:
         """conv-BN(-ReLU); ``drop_input``: ``x`` was the previous layer's output in the same Sequential, dropped
         as soon as the conv returns (else the caller still holds it)."""
         y = self.conv(x, out_channels, kernel, stride, groups)
@@ -109,44 +109,44 @@ class Tape:
         self.release(y)
         return self.relu_(z) if relu else z
 
-    def then(self, x: Tensor, y: Tensor) -> Tensor:
+    def then(self, x: Activation, y: Activation) -> Activation:
         """``y`` computed from ``x`` by a module (or expression) that held ``x`` throughout: now dropped."""
         self.release(x)
         return y
 
-    def shuffle(self, x: Tensor, groups: int) -> Tensor:
+    def shuffle(self, x: Activation) -> Activation:
         """Channel shuffle: views, then one copy."""
-        y = Tensor(x.channels, x.size)
+        y = Activation(x.channels, x.size)
         self.kernel([x], [y])
         return y
 
-    def squeeze_excite(self, x: Tensor) -> Tensor:
+    def squeeze_excite(self, x: Activation) -> Activation:
         squeezed = max(8, x.channels // 16)
-        pooled = Tensor(x.channels, 1)
+        pooled = Activation(x.channels, 1)
         self.kernel([x], [pooled])
         reduced = self.relu_(self.conv(pooled, squeezed, bias=True))
         expanded = self.conv(reduced, x.channels, bias=True)
         self.release(pooled, reduced)
-        gate = Tensor(x.channels, 1)
+        gate = Activation(x.channels, 1)
         self.kernel([expanded], [gate])
-        y = Tensor(x.channels, x.size)
+        y = Activation(x.channels, x.size)
         self.kernel([x, gate], [y])
         self.release(expanded, gate)
         return y
 
-    def pool(self, x: Tensor, with_indices: bool = False) -> Tensor:
+    def pool(self, x: Activation, with_indices: bool = False) -> Activation:
         """3x3 stride-2 max-pool (with its int64 indices) or average pool."""
-        y = Tensor(x.channels, conv_out(x.size, 2))
+        y = Activation(x.channels, conv_out(x.size, 2))
         self.kernel([x], [y], dropped=y.numel if with_indices else 0)
         return y
 
-    def add(self, a: Tensor, b: Tensor) -> Tensor:
-        y = Tensor(a.channels, a.size)
+    def add(self, a: Activation, b: Activation) -> Activation:
+        y = Activation(a.channels, a.size)
         self.kernel([a, b], [y])
         return y
 
-    def cat(self, a: Tensor, b: Tensor) -> Tensor:
-        y = Tensor(a.channels + b.channels, a.size)
+    def cat(self, a: Activation, b: Activation) -> Activation:
+        y = Activation(a.channels + b.channels, a.size)
         self.kernel([a, b], [y])
         return y
 
@@ -154,7 +154,7 @@ class Tape:
 def symbolic_cost(spec: PartSpec) -> Tape:
     """Replay the part's forward at batch 1 on a fresh tape (its input stays live throughout)."""
     tape = Tape()
-    x = Tensor(spec.input_shape[0], spec.input_shape[1])
+    x = Activation(spec.input_shape[0], spec.input_shape[1])
     tape.live[x.id] = x.nbytes
     if isinstance(spec, StemSpec):
         _stem(tape, x, spec)
@@ -167,29 +167,29 @@ def symbolic_cost(spec: PartSpec) -> Tape:
     return tape
 
 
-def _stem(tape: Tape, x: Tensor, spec: StemSpec) -> None:
+def _stem(tape: Tape, x: Activation, spec: StemSpec) -> None:
     y = tape.conv_bn(x, spec.out_channels, 3, stride=1 if spec.stride == 1 else 2)
     if spec.stride == 4:
         tape.pool(y, with_indices=True)
 
 
-def _head(tape: Tape, x: Tensor, spec: HeadSpec) -> None:
+def _head(tape: Tape, x: Activation, spec: HeadSpec) -> None:
     features = tape.conv_bn(x, spec.head_channels) if spec.head_channels else x
-    pooled = Tensor(features.channels, 1)
+    pooled = Activation(features.channels, 1)
     tape.kernel([features], [pooled])  # mean over height and width
     if features is not x:
         tape.release(features)
     weights = features.channels * spec.num_classes + (spec.num_classes if spec.fc_bias else 0)
     tape.macs += features.channels * spec.num_classes
     tape.params += weights
-    tape.kernel([pooled], [Tensor(spec.num_classes, 1)], weights)  # addmm (mm without bias)
+    tape.kernel([pooled], [Activation(spec.num_classes, 1)], weights)  # addmm (mm without bias)
 
 
-def _branch(tape: Tape, x: Tensor, mid: int, out: int, spec: UnitSpec, first_groups: int) -> Tensor:
+def _branch(tape: Tape, x: Activation, mid: int, out: int, spec: UnitSpec, first_groups: int) -> Activation:
     """1x1 (grouped) conv-BN-ReLU, [shuffle], kxk depthwise conv-BN, 1x1 (grouped) conv-BN, [SE]."""
     y = tape.conv_bn(x, mid, groups=first_groups)
-    if spec.groups > 1 and mid > spec.groups:  # one channel per group: the shuffle is a view, no copy
-        y = tape.then(y, tape.shuffle(y, spec.groups))
+    if spec.groups > 1 and mid > spec.groups:  # with one channel per group the shuffle is a view: no copy
+        y = tape.then(y, tape.shuffle(y))
     y = tape.conv_bn(y, mid, spec.kernel, spec.stride, groups=mid, relu=False, drop_input=True)
     y = tape.conv_bn(y, out, groups=spec.groups, relu=False, drop_input=True)
     if spec.se:
@@ -197,7 +197,7 @@ def _branch(tape: Tape, x: Tensor, mid: int, out: int, spec: UnitSpec, first_gro
     return y
 
 
-def _v1_unit(tape: Tape, x: Tensor, spec: UnitSpec) -> None:
+def _v1_unit(tape: Tape, x: Activation, spec: UnitSpec) -> None:
     mid = v1_bottleneck(spec.out_channels, spec.groups)
     first_groups = spec.groups if spec.first_pointwise_grouped else 1
     if spec.stride == 2:
@@ -211,7 +211,7 @@ def _v1_unit(tape: Tape, x: Tensor, spec: UnitSpec) -> None:
     tape.relu_(y)
 
 
-def _v2_unit(tape: Tape, x: Tensor, spec: UnitSpec) -> None:
+def _v2_unit(tape: Tape, x: Activation, spec: UnitSpec) -> None:
     if spec.stride == 2:
         half = spec.out_channels // 2
         projected_channels = spec.in_channels if spec.downsample == "official" else half
@@ -228,4 +228,4 @@ def _v2_unit(tape: Tape, x: Tensor, spec: UnitSpec) -> None:
         if spec.residual:
             y = tape.then(y, tape.add(y, right))
         joined = tape.cat(left, tape.relu_(y))
-    tape.shuffle(joined, 2)
+    tape.shuffle(joined)

@@ -106,7 +106,7 @@ def load_study(study: str | Path | None = None, storage: str | None = None) -> o
     return optuna.load_study(study_name=str(study), storage=storage)
 
 
-def _row(trial: optuna.trial.FrozenTrial, remeasured: dict[str, Any]) -> TrialRow:
+def _row(trial: optuna.trial.FrozenTrial, remeasured: dict[str, Any], reward: bool) -> TrialRow:
     a = trial.user_attrs
     measured = remeasured.get(a["arch_id"])
     return TrialRow(
@@ -119,7 +119,7 @@ def _row(trial: optuna.trial.FrozenTrial, remeasured: dict[str, Any]) -> TrialRo
         latency_ms=measured["median_ms"] if measured else a["latency_ms"],
         proxy=a["proxy"],
         baseline=a.get("baseline"),
-        reward=trial.values[0] if len(trial.values or ()) == 1 else None,
+        reward=trial.values[0] if reward else None,
         latency_source="re-measured" if measured else a["latency"]["source"],
     )
 
@@ -127,10 +127,11 @@ def _row(trial: optuna.trial.FrozenTrial, remeasured: dict[str, Any]) -> TrialRo
 def evaluated_rows(study: optuna.Study) -> list[TrialRow]:
     """Feasible, completed trials, one row per architecture (the first trial that evaluated it)."""
     remeasured = study.user_attrs.get("remeasured", {})
+    reward = study.user_attrs.get("objective") == "reward"
     rows: dict[str, TrialRow] = {}
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         if trial.user_attrs.get("feasible") and "latency_ms" in trial.user_attrs:
-            row = _row(trial, remeasured)
+            row = _row(trial, remeasured, reward)
             if row.arch_id not in rows or (row.baseline and not rows[row.arch_id].baseline):
                 rows[row.arch_id] = row
     return sorted(rows.values(), key=lambda r: r.number)

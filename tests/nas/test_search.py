@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from shufflenet_nas.errors import UsageError
 from shufflenet_nas.nas import search as search_module
 from shufflenet_nas.nas.cost import count_cost
 from shufflenet_nas.nas.latency import MeasureConfig
+from shufflenet_nas.nas.proxies import compute_proxies
 from shufflenet_nas.nas.search import SearchConfig, baseline_genotype, fitting_baselines, mnasnet_reward, run_search
 from shufflenet_nas.results.summary import summarise
 
@@ -142,6 +144,38 @@ def test_lut_search_remeasures_its_front(tmp_path: Path, monkeypatch) -> None:  
     assert remeasure_front(study, FAST) > 0
     summary = summarise(study)
     assert all(row.latency_source == "re-measured" for row in summary.pareto)
+
+
+def test_latency_objective_minimises_latency_above_the_proxy_floor(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--proxy-floor"):
+        tiny_config(tmp_path, objective="latency")
+    config = tiny_config(tmp_path, objective="latency", proxy_floor="shufflenet_v2_x0_5")
+    study = run_search(config, n_trials=8, timeout=None)
+    assert study.directions == [optuna.study.StudyDirection.MINIMIZE]
+    floor = next(t for t in study.trials if t.user_attrs.get("baseline") == "shufflenet_v2_x0_5").user_attrs["proxy"]
+    for trial in study.trials:
+        if "latency_ms" in trial.user_attrs:
+            assert trial.value == trial.user_attrs["latency_ms"]
+            assert trial.user_attrs["feasible"] == (trial.user_attrs["proxy"] >= floor)
+    summary = summarise(study)
+    assert summary.pareto and all(row.reward is None and row.proxy >= floor for row in summary.pareto)
+
+
+@pytest.mark.parametrize("objective", ["pareto", "latency", "reward"])
+def test_short_training_proxy_runs_under_every_objective(
+    tmp_path: Path, shapes_dir: Path, objective: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shufflenet_nas.nas.data import load_dataset
+    from shufflenet_nas.nas.training import TrainConfig
+
+    short = TrainConfig(steps=4, batch_size=8, eval_every=2, val_images=32)  # two reports: pruning is asked
+    monkeypatch.setattr(search_module, "compute_proxies", functools.partial(compute_proxies, train_config=short))
+    extra = {"proxy_floor": "0", "latency_target_ms": 1.0}
+    config = tiny_config(tmp_path, proxy="train", objective=objective, seed_baselines=False, **extra)
+    study = run_search(config, n_trials=1, timeout=None, data=load_dataset(shapes_dir))
+    trial = study.trials[0]
+    assert trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    assert 0 <= trial.user_attrs["proxy"] <= 1
 
 
 def test_reward_objective(tmp_path: Path) -> None:
