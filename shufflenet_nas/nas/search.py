@@ -165,7 +165,7 @@ def create_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def open_storage(config: SearchConfig) -> optuna.storages.BaseStorage:
+def open_storage(config: SearchConfig) -> optuna.storages.RDBStorage:
     """The search's storage: ``--storage``, else ``<results-dir>/<study>/study.db`` (its folder made)."""
     if config.storage is None:
         config.study_dir.mkdir(parents=True, exist_ok=True)
