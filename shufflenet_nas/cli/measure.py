@@ -272,8 +272,8 @@ def lut_eval(
         }
         for c in comparisons
     ]
+    estimated = sum(c.estimated_parts for c in comparisons)
     if json_output:
-        estimated = sum(c.estimated_parts for c in comparisons)
         data = {"summary": summary.__dict__, "estimated_parts": estimated, "networks": rows}
         print_json(data | {"table": str(table.path), "key": table.key})
         return
@@ -293,7 +293,7 @@ def lut_eval(
     out.print(
         f"within ±10%: {summary.within_10:.0%}   within ±5%: {summary.within_5:.0%}   MAPE {summary.mape:.2f}%   "
         f"predict {summary.predict_ms:.3f} ms vs measure {summary.measure_s:.2f} s per network"
-        + (f"   {sum(c.estimated_parts for c in comparisons)} parts estimated" if estimate else ""),
+        + (f"   {estimated} parts estimated" if estimate else ""),
         highlight=False,
     )
 

@@ -31,7 +31,6 @@ from shufflenet_nas.search_spaces.genotype import Genotype
 from shufflenet_nas.search_spaces.plan import HeadSpec, PartSpec, StemSpec, network_plan
 
 PAPER_FLOP_OPERATORS = ("conv", "linear")
-_BYTES = 4  # fp32 activations
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -171,6 +172,7 @@ class LatencyTable:
         self._by_group: dict[str, list[PartEntry]] = {}
         self._indexed = 0  # entries in the two indexes
         self._group_fits: dict[str, tuple[int, np.ndarray]] = {}  # group -> (parts fitted on, coefficients)
+        self._estimates: dict[str, PartEntry] = {}  # entry key -> estimate, until the table grows
         self.estimated = 0  # parts estimated so far (not measured, not stored)
 
     @classmethod
@@ -213,13 +215,19 @@ class LatencyTable:
 
     def _estimate_part(self, spec: PartSpec, channels_last_input: bool) -> PartEntry | None:
         """From the nearest measured parts of the same structure (a line in MACs), else from the part's group
-        (a fit on cost features); ``None`` when the table has too few of either."""
+        (a fit on cost features); ``None`` when the table has too few of either. Kept until the table grows:
+        a stage repeats its units, and a search its parts."""
         self._index()
+        key = _entry_key(spec, channels_last_input)
+        if key in self._estimates:
+            self.estimated += 1
+            return self._estimates[key]
         cost = part_cost(spec)
         structure, group = _structure_key(spec, channels_last_input), _group_key(spec, channels_last_input)
         neighbours = self._by_structure.get(structure, [])
         if len(neighbours) >= 2:
-            nearest = sorted(neighbours, key=lambda e: abs(np.log(e.macs / cost.macs)))[:ESTIMATE_NEIGHBOURS]
+            nearest = sorted(neighbours, key=lambda e: (abs(math.log(e.macs / cost.macs)), e.macs))  # ties: smaller
+            nearest = nearest[:ESTIMATE_NEIGHBOURS]
             x, y = np.array([e.macs for e in nearest], dtype=float), np.array([e.ms for e in nearest])
             slope, intercept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (0.0, float(np.mean(y)))
             ms = float(intercept + slope * cost.macs) if slope > 0 else float(np.mean(y))
@@ -230,7 +238,9 @@ class LatencyTable:
             return None
         self.estimated += 1
         like = self._by_group[group][0]  # a part of the same type: its output has the same memory format
-        return PartEntry(ms, like.output_channels_last, 0, float("nan"), structure, group, *_cost_fields(cost))
+        entry = PartEntry(ms, like.output_channels_last, 0, float("nan"), structure, group, *_cost_fields(cost))
+        self._estimates[key] = entry
+        return entry
 
     def _group_fit(self, group: str, members: list[PartEntry]) -> np.ndarray:
         """Non-negative coefficients of the features, least squares on relative errors (cached per size)."""
@@ -245,9 +255,10 @@ class LatencyTable:
         return coefficients
 
     def _index(self) -> None:
-        """Measured entries by structure and by group (rebuilt when the table has grown)."""
+        """Measured entries by structure and by group (rebuilt, and estimates dropped, when the table has grown)."""
         if self._indexed != len(self.entries):
             self._by_structure, self._by_group, self._indexed = {}, {}, len(self.entries)
+            self._estimates.clear()
             for entry in self.entries.values():
                 self._by_structure.setdefault(entry.structure, []).append(entry)
                 self._by_group.setdefault(entry.group, []).append(entry)

@@ -159,6 +159,9 @@ def test_missing_parts_are_estimated_from_parts_of_the_same_structure(
     _forbid_measuring(monkeypatch)
     assert table.parts_ms(middle, estimate=True) == pytest.approx(exact)
     assert len(table) == measured and table.estimated == len(set(network_plan(middle)))  # estimates not stored
+    once = table.estimated
+    assert table.parts_ms(middle, estimate=True) == pytest.approx(exact)  # kept estimates, counted again
+    assert table.estimated == 2 * once
     with pytest.raises(AssertionError, match="measured although"):
         table.parts_ms(tiny_v2.with_resolution(64), estimate=True)  # no parts of that structure: must measure
 
