@@ -12,6 +12,7 @@ import contextlib
 import math
 import signal
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -173,32 +174,47 @@ def open_storage(config: SearchConfig) -> optuna.storages.RDBStorage:
 
 
 def open_or_create_study(config: SearchConfig, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    """The study named in ``config``: created, or resumed when its recorded settings match."""
-    study = optuna.create_study(
-        storage=storage,
-        study_name=config.study_name,
-        sampler=create_sampler(config.sampler, config.seed),
-        directions=config.directions,
-        load_if_exists=True,
-    )
-    recorded = study.user_attrs
-    if recorded:
-        wanted = config.study_attrs()
-        different = [k for k in _RESUME_KEYS if k in recorded and recorded[k] != wanted[k]]
-        if different:
-            details = ", ".join(f"{k}={recorded[k]!r} (now {wanted[k]!r})" for k in different)
-            raise UsageError(
-                f"study {config.study_name!r} was made with {details}; "
-                "resume it with the same options or pick a new --study name"
-            )
-    else:
-        for key, value in config.study_attrs().items():
-            study.set_user_attr(key, value)
-        study.set_user_attr("metric_names", config.metric_names)
-        if config.seed_baselines:
-            for name in fitting_baselines(config):
-                study.enqueue_trial({}, user_attrs={"baseline": name})
+    """The study named in ``config``: created (its settings recorded, the baselines enqueued), or resumed
+    when its recorded settings match. Of workers starting together, only the one that creates it seeds it."""
+    sampler = create_sampler(config.sampler, config.seed)
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=config.study_name, sampler=sampler, directions=config.directions
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=config.study_name, storage=storage, sampler=sampler)
+        _check_recorded_settings(study, config)
+        return study
+    _record_settings(study, config)
+    if config.seed_baselines:
+        for name in fitting_baselines(config):
+            study.enqueue_trial({}, user_attrs={"baseline": name})
     return study
+
+
+def _record_settings(study: optuna.Study, config: SearchConfig) -> None:
+    for key, value in config.study_attrs().items():
+        study.set_user_attr(key, value)
+    study.set_user_attr("metric_names", config.metric_names)  # last: its presence marks a complete record
+
+
+def _check_recorded_settings(study: optuna.Study, config: SearchConfig) -> None:
+    """Refuse to resume with other settings; wait briefly for a worker that is still recording them."""
+    deadline = time.monotonic() + 5.0
+    while "metric_names" not in study.user_attrs and time.monotonic() < deadline:
+        time.sleep(0.1)
+    recorded = study.user_attrs
+    if "metric_names" not in recorded:  # its creator stopped before recording them
+        _record_settings(study, config)
+        return
+    wanted = config.study_attrs()
+    different = [k for k in _RESUME_KEYS if k in recorded and recorded[k] != wanted[k]]
+    if different:
+        details = ", ".join(f"{k}={recorded[k]!r} (now {wanted[k]!r})" for k in different)
+        raise UsageError(
+            f"study {config.study_name!r} was made with {details}; "
+            "resume it with the same options or pick a new --study name"
+        )
 
 
 def baseline_genotype(name: str, config: SearchConfig) -> Genotype:

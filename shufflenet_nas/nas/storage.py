@@ -14,6 +14,7 @@ what other workers have stored meanwhile.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import optuna
@@ -21,14 +22,26 @@ from optuna.distributions import distribution_to_json
 from optuna.storages._rdb import models  # the RDB schema's table models (no public equivalent)
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import event, func
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 REFRESH_EVERY = 50  # trials between looks at what other workers stored
+SCHEMA_RACE_RETRIES = 5  # tries to open a database that other workers are creating at the same moment
 
 
 def make_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna RDB storage; SQLite in WAL mode with normal sync (about 4x faster commits per trial attribute,
-    still safe against a crash of the process; readers such as optuna-dashboard keep working)."""
-    storage = optuna.storages.RDBStorage(url)
+    still safe against a crash of the process; readers such as optuna-dashboard keep working).
+
+    Workers that start together on a new database race to create its tables ("table ... already exists",
+    a duplicate schema version): the loser retries once the winner's tables are there."""
+    for attempt in range(SCHEMA_RACE_RETRIES):
+        try:
+            storage = optuna.storages.RDBStorage(url)
+            break
+        except (OperationalError, IntegrityError):
+            if attempt == SCHEMA_RACE_RETRIES - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
     if url.startswith("sqlite"):
 
         @event.listens_for(storage.engine, "connect")

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -117,6 +119,38 @@ def test_resume_adds_trials_and_refuses_other_settings(tmp_path: Path) -> None:
     assert (tmp_path / "tiny" / "study.db").is_file()
     with pytest.raises(UsageError, match=r"budget_mflops=12.0 \(now 20.0\)"):
         run_search(tiny_config(tmp_path, budget_flops=20e6), n_trials=1, timeout=None)
+
+
+WORKER = """
+import sys, time
+from pathlib import Path
+from shufflenet_nas.nas.latency import MeasureConfig
+from shufflenet_nas.nas.search import SearchConfig, open_or_create_study, open_storage
+folder = Path(sys.argv[1])
+config = SearchConfig(study_name="tiny", budget_flops=12e6, measure=MeasureConfig(target="cpu"), resolution=32,
+                      num_classes=10, proxy="params", results_dir=folder)
+(folder / f"ready-{sys.argv[2]}").touch()
+while not (folder / "go").exists():
+    time.sleep(0.001)
+open_or_create_study(config, open_storage(config))
+"""
+
+
+def test_workers_starting_together_create_one_study_seeded_once(tmp_path: Path) -> None:
+    workers = [
+        subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path), str(i)], stderr=subprocess.PIPE, text=True)
+        for i in range(4)
+    ]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready-*"))) < len(workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (tmp_path / "go").touch()  # all at once on a database that does not exist yet
+    errors = [worker.communicate(timeout=120)[1] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0] * len(workers), errors
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny' / 'study.db'}")
+    baselines = [t.user_attrs["baseline"] for t in study.trials]
+    assert baselines == fitting_baselines(tiny_config(tmp_path))  # enqueued by the creator alone
+    assert study.user_attrs["metric_names"] == ["latency_ms", "params"]
 
 
 def test_user_attributes_are_readable_through_optuna(tmp_path: Path) -> None:
