@@ -23,7 +23,7 @@ KERNELS = (3, 5, 7)
 _REFERENCE_WIDTHS = {"v1": (240, 480, 960), "v2": (116, 232, 464)}
 _REFERENCE_MFLOPS = 146.0
 _DEPTHS = ((2, 6), (4, 10), (2, 6))
-_STEM_RANGE = (8, 32)
+STEM_RANGE = (8, 32)
 _HEAD_RANGE = (512, 1536)
 
 
@@ -89,7 +89,7 @@ class SearchSpace:
         dims = [Dimension("family", " | ".join(self.families), "all", "unit type of every stage")]
         if "v1" in self.families:
             dims.append(Dimension("v1.groups", ", ".join(map(str, V1_GROUPS)), "v1", "pointwise group convs"))
-        dims.append(Dimension("stem.width", f"{_STEM_RANGE[0]}..{_STEM_RANGE[1]}", "all", "rounded per family"))
+        dims.append(Dimension("stem.width", f"{STEM_RANGE[0]}..{STEM_RANGE[1]}", "all", "rounded per family"))
         for index in range(3):
             name = f"stage{index + 2}"
             low, high = _DEPTHS[index]
@@ -112,7 +112,7 @@ class SearchSpace:
         family = self.families[0] if len(self.families) == 1 else trial.suggest_categorical("family", self.families)
         groups = trial.suggest_categorical("v1.groups", V1_GROUPS) if family == "v1" else 1
         multiple = math.lcm(2, groups) if family == "v1" else 8
-        stem = round_to(trial.suggest_int("stem.width", *_STEM_RANGE), multiple)
+        stem = round_to(trial.suggest_int("stem.width", *STEM_RANGE), multiple)
         stages = []
         in_channels = stem
         for index in range(3):
