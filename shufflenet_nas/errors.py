@@ -1,5 +1,14 @@
 """One exception root. The CLI turns these into one-line messages and exit codes."""
 
+import re
+
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][\w+.-]*://[^:/@\s]*:)\S*@")
+
+
+def mask_password(text: str) -> str:
+    """``text`` with the password of every URL in it (``scheme://user:password@host``) replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
 
 class ShuffleNetNASError(Exception):
     """A domain error (exit code 1): the input was well-formed but the job cannot be done."""

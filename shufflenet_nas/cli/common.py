@@ -10,9 +10,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
-from shufflenet_nas.errors import ShuffleNetNASError, UsageError
+from shufflenet_nas.errors import ShuffleNetNASError, UsageError, mask_password
 from shufflenet_nas.search_spaces import Genotype, resolve_arch
 
 # Data goes to stdout; progress, tables meant for people and diagnostics go to stderr when --json is on.
@@ -58,19 +59,20 @@ class ErrorHandlingGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.TyperException, typer.Exit, typer.Abort, BrokenPipeError):
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             err.print("interrupted")
-            raise typer.Exit(130) from None
+            raise typer.Exit(getattr(interrupt, "exit_code", 130)) from None
         except ShuffleNetNASError as error:
             if os.environ.get("SHUFFLENET_NAS_DEBUG") == "1":
                 raise
-            err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(mask_password(str(error)))}", highlight=False, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
         except Exception as error:
             if os.environ.get("SHUFFLENET_NAS_DEBUG") == "1":
                 raise
+            message = mask_password(f"{type(error).__name__}: {error}".splitlines()[0])
             err.print(
-                f"[red]error:[/red] {type(error).__name__}: {error} (set SHUFFLENET_NAS_DEBUG=1 for the traceback)",
+                f"[red]error:[/red] {escape(message)} (set SHUFFLENET_NAS_DEBUG=1 for the traceback)",
                 highlight=False,
                 soft_wrap=True,
             )

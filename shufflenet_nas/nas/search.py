@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import multiprocessing
+import os
+import re
 import signal
+import tempfile
 import threading
 import time
 import warnings
@@ -21,12 +25,12 @@ from typing import Any
 
 import optuna
 
-from shufflenet_nas.errors import ShuffleNetNASError, UsageError
+from shufflenet_nas.errors import ShuffleNetNASError, UsageError, mask_password
 from shufflenet_nas.nas.cost import Cost, count_cost
-from shufflenet_nas.nas.latency import MeasureConfig, measure_latency
+from shufflenet_nas.nas.latency import RUNTIMES, MeasureConfig, measure_latency
 from shufflenet_nas.nas.lut import LatencyTable
 from shufflenet_nas.nas.proxies import DEFAULT_PROXY, compute_proxies
-from shufflenet_nas.nas.storage import WriteBehind, make_storage
+from shufflenet_nas.nas.storage import WriteBehind, make_storage, recover_stale_trials, worker_identity
 from shufflenet_nas.search_spaces import BASELINES, Genotype, SearchSpace
 from shufflenet_nas.search_spaces.spaces import stem_stride_for
 
@@ -35,23 +39,33 @@ SAMPLERS = ("tpe", "nsga2", "random")
 OBJECTIVES = ("pareto", "latency", "reward")
 LATENCY_MODES = ("measured", "lut")
 MNASNET_WEIGHT = -0.07  # MnasNet (Tan et al., 2019): reward = ACC * (LAT / T) ** w, w = -0.07
-# Study user attributes that must match when a study is resumed.
+# Study user attributes that must match when a study is resumed: everything that changes results.
 _RESUME_KEYS = (
     "target",
     "budget_mflops",
     "params_budget",
     "latency_budget_ms",
+    "latency_target_ms",
     "proxy_floor",
     "family",
     "proxy",
     "objective",
     "latency_mode",
     "resolution",
+    "num_classes",
     "batch",
     "dtype",
     "runtime",
     "threads",
+    "max_time_s",
+    "rel_precision",
+    "normalize",
+    "sampler",
+    "seed",
+    "space",
+    "data",
 )
+_STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,11 @@ class SearchConfig:
             )
         if self.resolution < 32:
             raise UsageError(f"--resolution {self.resolution} is too small; use 32 or more")
+        if not _STUDY_NAME.fullmatch(self.study_name):
+            raise UsageError(
+                f"study name {self.study_name!r} is not a name: use up to 128 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit (the study's folder is <results-dir>/<name>)"
+            )
         if self.proxy_floor is not None and self.proxy_floor not in BASELINES:
             try:
                 float(self.proxy_floor)
@@ -132,12 +151,13 @@ class SearchConfig:
         return SearchSpace(families, self.budget_mflops, self.resolution, self.num_classes)
 
     def study_attrs(self) -> dict[str, Any]:
-        """What the study records about how it was made (checked on resume)."""
+        """What the study records about how it was made (checked on resume), defaults resolved."""
         return {
             "target": self.measure.target,
             "budget_mflops": self.budget_mflops,
             "params_budget": self.params_budget,
             "latency_budget_ms": self.latency_budget_ms,
+            "latency_target_ms": self.latency_target_ms,
             "proxy_floor": self.proxy_floor,
             "family": self.family,
             "proxy": self.proxy,
@@ -147,10 +167,15 @@ class SearchConfig:
             "num_classes": self.num_classes,
             "batch": self.measure.batch,
             "dtype": self.measure.dtype,
-            "runtime": self.measure.runtime,
-            "threads": self.measure.threads,
+            "runtime": self.measure.resolved_runtime,
+            "threads": self.measure.resolved_threads,
+            "max_time_s": self.measure.max_time_s,
+            "rel_precision": self.measure.rel_precision,
+            "normalize": self.measure.normalized,
             "sampler": self.sampler,
             "seed": self.seed,
+            "space": [f"{d.name}: {d.choices}" for d in self.space.dimensions()],
+            "data": str(self.data.resolve()) if self.data else None,
         }
 
 
@@ -167,10 +192,11 @@ def create_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
 
 
 def open_storage(config: SearchConfig) -> optuna.storages.RDBStorage:
-    """The search's storage: ``--storage``, else ``<results-dir>/<study>/study.db`` (its folder made)."""
+    """The search's storage: ``--storage``, else ``<results-dir>/<study>/study.db`` (its folder made).
+    Measured searches run their trials in it, with heartbeats (a killed worker's trial is failed and retried)."""
     if config.storage is None:
         config.study_dir.mkdir(parents=True, exist_ok=True)
-    return make_storage(config.storage_url)
+    return make_storage(config.storage_url, heartbeat=config.latency_mode == "measured")
 
 
 def open_or_create_study(config: SearchConfig, storage: optuna.storages.BaseStorage) -> optuna.Study:
@@ -184,6 +210,7 @@ def open_or_create_study(config: SearchConfig, storage: optuna.storages.BaseStor
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=config.study_name, storage=storage, sampler=sampler)
         _check_recorded_settings(study, config)
+        recover_stale_trials(study, storage)
         return study
     _record_settings(study, config)
     if config.seed_baselines:
@@ -203,18 +230,29 @@ def _check_recorded_settings(study: optuna.Study, config: SearchConfig) -> None:
     deadline = time.monotonic() + 5.0
     while "metric_names" not in study.user_attrs and time.monotonic() < deadline:
         time.sleep(0.1)
-    recorded = study.user_attrs
+    recorded = dict(study.user_attrs)
     if "metric_names" not in recorded:  # its creator stopped before recording them
         _record_settings(study, config)
         return
+    if recorded.get("runtime", "") is None:  # studies made before defaults were recorded resolved
+        recorded["runtime"] = RUNTIMES[recorded["target"]][0]
+    if recorded.get("threads", 1) is None:
+        recorded["threads"] = 1
     wanted = config.study_attrs()
     different = [k for k in _RESUME_KEYS if k in recorded and recorded[k] != wanted[k]]
     if different:
-        details = ", ".join(f"{k}={recorded[k]!r} (now {wanted[k]!r})" for k in different)
+        details = ", ".join(_difference(k, recorded[k], wanted[k]) for k in different)
         raise UsageError(
             f"study {config.study_name!r} was made with {details}; "
             "resume it with the same options or pick a new --study name"
         )
+
+
+def _difference(key: str, recorded: Any, wanted: Any) -> str:
+    if key == "space":  # a list of ranges: name the ones that differ
+        changed = sorted(set(wanted) - set(recorded))
+        return f"other space ranges ({'; '.join(changed) or 'fewer dimensions'})"
+    return f"{key}={recorded!r} (now {wanted!r})"
 
 
 def baseline_genotype(name: str, config: SearchConfig) -> Genotype:
@@ -273,6 +311,8 @@ class Objective:
                 self.seen.setdefault(trial.user_attrs["arch_id"], evaluation)
 
     def __call__(self, trial: optuna.Trial) -> Sequence[float] | float:
+        if self.config.latency_mode == "measured":  # run in the storage: a resume can tell a killed worker's trial
+            trial.set_user_attr("worker", worker_identity())
         baseline = trial.user_attrs.get("baseline")
         genotype = baseline_genotype(baseline, self.config) if baseline else self.space.sample(trial)
         with self.guard.region():
@@ -293,8 +333,7 @@ class Objective:
         feasible = _within_budgets(cost, self.config)
         if feasible:
             if genotype.arch_id not in self.seen:
-                with self.guard.region():
-                    self.seen[genotype.arch_id] = self._evaluate(genotype, trial)
+                self.seen[genotype.arch_id] = self._evaluate_or_fail(genotype, trial, attrs)
             attrs.update(self.seen[genotype.arch_id])
             if self.config.latency_budget_ms is not None:
                 over = attrs["latency_ms"] - self.config.latency_budget_ms
@@ -325,6 +364,27 @@ class Objective:
         scores = compute_proxies(genotype, [self.config.proxy], data=self.data, seed=self.config.seed or 0)
         return scores[self.config.proxy].value
 
+    def _evaluate_or_fail(self, genotype: Genotype, trial: optuna.Trial, attrs: dict[str, Any]) -> dict[str, Any]:
+        """``_evaluate``; an allocation error or a score that is not a finite number fails this trial alone,
+        its reason in the ``failure_reason`` attribute (the search goes on)."""
+        try:
+            with self.guard.region():
+                evaluation = self._evaluate(genotype, trial)
+        except (MemoryError, RuntimeError) as error:  # torch's out-of-memory errors are RuntimeErrors
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'out of memory'}"
+            raise self._failed(trial, attrs, reason) from None
+        bad = [k for k in ("latency_ms", "proxy") if not math.isfinite(evaluation[k])]
+        if bad:
+            raise self._failed(trial, attrs, ", ".join(f"{k} is {evaluation[k]}" for k in bad))
+        return evaluation
+
+    @staticmethod
+    def _failed(trial: optuna.Trial, attrs: dict[str, Any], reason: str) -> TrialFailed:
+        with contextlib.suppress(Exception):  # the reason is worth keeping, not worth a second failure
+            for key, value in {**attrs, "failure_reason": reason}.items():
+                trial.set_user_attr(key, value)
+        return TrialFailed(reason)
+
     def _evaluate(self, genotype: Genotype, trial: optuna.Trial) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
         if self.table is not None:
@@ -337,7 +397,8 @@ class Objective:
                 **self.table.key,
             }
         else:
-            result = measure_latency(genotype, self.config.measure)
+            with device_lock(self.config.measure.target):
+                result = measure_latency(genotype, self.config.measure)
             attrs["latency_ms"] = result.median_ms
             attrs["latency"] = {**result.to_dict(), "source": "measured"}
         # short training reports accuracy per epoch for pruning where it is the objective's direction: reward
@@ -368,6 +429,40 @@ class Objective:
         return mnasnet_reward(attrs["proxy"], attrs["latency_ms"], self.config.latency_target_ms or 1.0)
 
 
+class TrialFailed(ShuffleNetNASError):
+    """One trial could not be evaluated (its reason is in the trial's ``failure_reason``); the search goes on."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The search was stopped by a signal (SIGINT: exit code 130, SIGTERM: 143)."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def device_lock(target: str) -> Iterator[None]:
+    """Exclusive use of this machine's ``target`` for timing, among every shufflenet-nas process on it
+    (workers of one search, or several searches): two processes timing at once disturb each other."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    path = Path(tempfile.gettempdir()) / f"shufflenet-nas-{target}.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def mnasnet_reward(proxy: float, latency_ms: float, target_ms: float, weight: float = MNASNET_WEIGHT) -> float:
     """MnasNet's soft-constrained reward ACC * (LAT / T) ** w with the proxy standing in for ACC."""
     if proxy <= 0:
@@ -387,9 +482,10 @@ def run_search(
 ) -> optuna.Study:
     """Create or resume the study and run trials (a lookup-table search on a write-behind copy: ``WriteBehind``).
 
-    Ctrl-C (SIGINT, when called from the main thread) interrupts only the objective: Optuna marks the running
-    trial FAIL and KeyboardInterrupt propagates. One that lands in Optuna's bookkeeping between trials lets
-    that trial finish, stops the study, then raises KeyboardInterrupt. Finished trials are always stored.
+    Ctrl-C (SIGINT) or SIGTERM, when called from the main thread, interrupts only the objective: Optuna marks
+    the running trial FAIL (a resume retries it once) and ``Interrupted`` propagates. One that lands in Optuna's
+    bookkeeping between trials lets that trial finish, stops the study, then raises ``Interrupted``. Finished
+    trials are always stored. A trial that fails on its own (``TrialFailed``) does not stop the search.
     """
     storage = open_storage(config)
     study = open_or_create_study(config, storage)
@@ -400,56 +496,138 @@ def run_search(
     with objective.guard.installed():
         try:
             running.optimize(
-                objective, n_trials=n_trials, timeout=timeout, callbacks=[*callbacks, *store, objective.guard.stop]
+                objective,
+                n_trials=n_trials,
+                timeout=timeout,
+                catch=(TrialFailed,),
+                callbacks=[*callbacks, *store, objective.guard.stop],
             )
         finally:
             if copy:
-                copy.write()  # the trial that Ctrl-C or an error ended, marked failed
-    if objective.guard.requested:
-        raise KeyboardInterrupt
+                copy.write()  # the trial that an interrupt or an error ended, marked failed
+    if objective.guard.signum is not None:
+        raise Interrupted(objective.guard.signum)
     return study
 
 
+def run_workers(
+    config: SearchConfig,
+    n_trials: int,
+    timeout: float | None,
+    workers: int,
+    on_progress: Callable[[int], None] = lambda _done: None,
+) -> optuna.Study:
+    """``run_search`` in ``workers`` local processes on one study (``n_trials`` shared among them). The study is
+    created (settings recorded, baselines enqueued) before they start; only one process times on the device at
+    a time (``device_lock``). ``on_progress`` gets the number of trials finished so far, a few times a second.
+    SIGINT / SIGTERM stop every worker (each keeps its finished trials) and raise ``Interrupted``."""
+    if workers < 1:
+        raise UsageError(f"workers={workers}: need at least 1")
+    open_or_create_study(config, open_storage(config))
+    context = multiprocessing.get_context("spawn")
+    done = context.Value("i", 0)
+    errors = context.SimpleQueue()
+    shares = [n_trials // workers + (index < n_trials % workers) for index in range(workers)]
+    processes = [
+        context.Process(target=_worker, args=(config, share, timeout, done, errors), daemon=True)
+        for share in shares
+        if share
+    ]
+    guard = InterruptGuard()
+    with guard.installed():
+        for process in processes:
+            process.start()
+        forwarded = False
+        while any(process.is_alive() for process in processes):
+            if guard.signum is not None and not forwarded:  # the terminal signals all; pass a SIGTERM on
+                forwarded = True
+                for process in processes:
+                    if process.is_alive() and process.pid is not None:
+                        os.kill(process.pid, guard.signum)
+            on_progress(done.value)
+            time.sleep(0.2)
+    on_progress(done.value)
+    if guard.signum is not None:
+        raise Interrupted(guard.signum)
+    failures = []
+    while not errors.empty():
+        failures.append(errors.get())
+    failed = [p for p in processes if p.exitcode != 0]
+    if failed:
+        reason = failures[0] if failures else f"exit code {failed[0].exitcode}"
+        raise ShuffleNetNASError(f"{len(failed)} of {len(processes)} workers failed: {reason}")
+    return optuna.load_study(study_name=config.study_name, storage=open_storage(config))
+
+
+def _worker(config: SearchConfig, n_trials: int, timeout: float | None, done: Any, errors: Any) -> None:
+    """One spawned worker of ``run_workers``: its trials, counted in ``done``; a failure's message in ``errors``."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+    def count(_study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        with done.get_lock():
+            done.value += 1
+
+    try:
+        data = None
+        if config.data is not None:
+            from shufflenet_nas.nas.data import load_dataset
+
+            data = load_dataset(config.data)
+        run_search(config, n_trials, timeout, callbacks=[count], data=data)
+    except Interrupted as interrupt:
+        raise SystemExit(interrupt.exit_code) from None
+    except Exception as error:
+        errors.put(
+            mask_password(
+                f"{type(error).__name__}: {error}" if not isinstance(error, ShuffleNetNASError) else str(error)
+            )
+        )
+        raise SystemExit(1) from None
+
+
 class InterruptGuard:
-    """Ctrl-C that never lands in a storage write: SIGINT raises KeyboardInterrupt at once only inside
-    ``region()`` (pure computation: counting, measuring, scoring); anywhere else it is noted and raised at
-    the next region, or the study stops after the current trial."""
+    """Ctrl-C (SIGINT) or SIGTERM that never lands in a storage write: the signal raises ``Interrupted`` at
+    once only inside ``region()`` (pure computation: counting, measuring, scoring); anywhere else it is noted
+    and raised at the next region, or the study stops after the current trial."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.interruptible = False
-        self.requested = False
+        self.signum: int | None = None
 
-    def _handle(self, _signum: int, _frame: object) -> None:
-        self.requested = True
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.signum = signum
         if self.interruptible:
-            raise KeyboardInterrupt
+            raise Interrupted(signum)
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        """Handle SIGINT while the block runs (main thread only; elsewhere nothing changes)."""
+        """Handle SIGINT and SIGTERM while the block runs (main thread only; elsewhere nothing changes)."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = signal.signal(signal.SIGINT, self._handle)
+        previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     @contextlib.contextmanager
     def region(self, interruptible: bool = True) -> Iterator[None]:
-        """A block Ctrl-C may interrupt (or, with ``interruptible=False``, one it must not)."""
-        if interruptible and self.requested:
-            raise KeyboardInterrupt
+        """A block a signal may interrupt (or, with ``interruptible=False``, one it must not)."""
+        if interruptible and self.signum is not None:
+            raise Interrupted(self.signum)
         outer, self.interruptible = self.interruptible, interruptible
         try:
             yield
         finally:
             self.interruptible = outer
-        if outer and self.requested:
-            raise KeyboardInterrupt
+        if outer and self.signum is not None:
+            raise Interrupted(self.signum)
 
     def stop(self, study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
-        """Optuna callback: end the study after a trial during which Ctrl-C was pressed."""
-        if self.requested:
+        """Optuna callback: end the study after a trial during which a signal came."""
+        if self.signum is not None:
             study.stop()

@@ -14,45 +14,142 @@ what other workers have stored meanwhile.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
+import warnings
 from typing import Any
 
 import optuna
 from optuna.distributions import distribution_to_json
 from optuna.storages._rdb import models  # the RDB schema's table models (no public equivalent)
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import event, func
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import IntegrityError, OperationalError
+
+from shufflenet_nas.errors import ShuffleNetNASError, mask_password
 
 REFRESH_EVERY = 50  # trials between looks at what other workers stored
 SCHEMA_RACE_RETRIES = 5  # tries to open a database that other workers are creating at the same moment
+SQLITE_BUSY_TIMEOUT_S = 60.0  # how long a SQLite writer waits for another's transaction
+HEARTBEAT_INTERVAL_S = 5  # a running trial's heartbeat in the storage (RDB storages, measured searches)
+GRACE_PERIOD_S = 30  # a running trial silent this long belongs to a killed worker: failed, then retried once
+_DRIVER_HINTS = {
+    "psycopg": "pip install 'psycopg[binary]' (or 'shufflenet-nas[postgres]')",
+    "psycopg2": "pip install psycopg2-binary, or write postgresql+psycopg://... with psycopg 3",
+    "pymysql": "pip install pymysql",
+}
 
 
-def make_storage(url: str) -> optuna.storages.RDBStorage:
-    """Optuna RDB storage; SQLite in WAL mode with normal sync (about 4x faster commits per trial attribute,
-    still safe against a crash of the process; readers such as optuna-dashboard keep working).
+def make_storage(url: str, heartbeat: bool = False) -> optuna.storages.RDBStorage:
+    """Optuna RDB storage for ``url``; with ``heartbeat``, running trials beat every ``HEARTBEAT_INTERVAL_S``
+    and one silent for ``GRACE_PERIOD_S`` (its worker killed) is failed and retried once by another worker.
 
+    SQLite runs in WAL mode with normal sync (about 4x faster commits, still safe against a crash of the
+    process; readers such as optuna-dashboard keep working), and every transaction takes the write lock
+    when it begins (``BEGIN IMMEDIATE``): Python's sqlite3 runs a transaction's reads before its first write
+    outside any transaction, so two workers could both claim one waiting trial or count the same trial number.
     Workers that start together on a new database race to create its tables ("table ... already exists",
-    a duplicate schema version): the loser retries once the winner's tables are there."""
+    a duplicate schema version): the loser retries once the winner's tables are there.
+    """
+    options: dict[str, Any] = {}
+    if heartbeat:
+        options = {
+            "heartbeat_interval": HEARTBEAT_INTERVAL_S,
+            "grace_period": GRACE_PERIOD_S,
+            "heartbeat_stale_trial_callback": retry_failed_trial,
+        }
+    sqlite = url.startswith("sqlite")
+    if sqlite:
+        options["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     for attempt in range(SCHEMA_RACE_RETRIES):
         try:
-            storage = optuna.storages.RDBStorage(url)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+                storage = optuna.storages.RDBStorage(url, **options)
             break
         except (OperationalError, IntegrityError):
             if attempt == SCHEMA_RACE_RETRIES - 1:
                 raise
             time.sleep(0.1 * (attempt + 1))
-    if url.startswith("sqlite"):
-
-        @event.listens_for(storage.engine, "connect")
-        def _pragmas(connection: Any, _record: Any) -> None:
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        storage.engine.dispose()  # connections opened before the listener existed
+        except ModuleNotFoundError as error:
+            raise ShuffleNetNASError(
+                f"storage {mask_password(url)} needs the database driver {error.name!r}: "
+                f"{_DRIVER_HINTS.get(str(error.name), f'pip install {error.name}')}"
+            ) from None
+    if sqlite:
+        _serialise_sqlite_transactions(storage.engine)
     return storage
+
+
+def _serialise_sqlite_transactions(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(connection: Any, _record: Any) -> None:
+        connection.isolation_level = None  # SQLAlchemy's "begin" event below emits BEGIN, not the driver
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners existed
+
+
+def retry_failed_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Enqueue a failed trial's architecture once more (a baseline by name, a sampled one by its params),
+    unless it is itself a retry: a killed worker or an interrupt does not lose an architecture."""
+    if "retry_of" in trial.user_attrs:
+        return
+    user_attrs = {"retry_of": trial.number}
+    if "baseline" in trial.user_attrs:
+        user_attrs["baseline"] = trial.user_attrs["baseline"]
+    study.enqueue_trial({} if "baseline" in trial.user_attrs else trial.params, user_attrs=user_attrs)
+
+
+def recover_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
+    """On a resume: fail the running trials whose worker process on this host is gone, and retry once every
+    failed trial that was interrupted or killed (not one that failed with a ``failure_reason`` of its own)
+    and has no retry yet. Returns the numbers of the trials retried."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
+    host = socket.gethostname()
+    todo = []
+    for trial in trials:
+        worker = trial.user_attrs.get("worker", {})
+        if trial.state == TrialState.RUNNING and worker.get("host") == host and not _alive(worker.get("pid", 0)):
+            try:
+                study_id = storage.get_study_id_from_name(study.study_name)
+                trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+                storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker failed it first
+            todo.append(trial)
+        elif trial.state == TrialState.FAIL and "failure_reason" not in trial.user_attrs:
+            todo.append(trial)
+    todo = [t for t in todo if t.number not in retried and "retry_of" not in t.user_attrs]
+    for trial in todo:
+        retry_failed_trial(study, trial)
+    return [t.number for t in todo]
+
+
+def worker_identity() -> dict[str, Any]:
+    """Who runs a trial: the host and process, so that a resume can tell a killed worker's trial."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class WriteBehind:
@@ -100,14 +197,13 @@ class WriteBehind:
                 self.storage.set_trial_state_values(trial_id, trial.state, trial.values)
                 return number
         session = self.storage.scoped_session()
-        try:
-            models.StudyModel.find_or_raise_by_id(self.study_id, session, for_update=True)  # numbers in order
-            number = (
-                session.query(func.count(models.TrialModel.trial_id))
-                .filter(models.TrialModel.study_id == self.study_id)
-                .scalar()
-            )
-            session.add(_trial_row(trial, self.study_id, number))
+        try:  # numbered as Optuna numbers a trial, inside the insert's transaction
+            models.StudyModel.find_or_raise_by_id(self.study_id, session, for_update=True)  # one writer (PostgreSQL)
+            row = _trial_row(trial, self.study_id)
+            session.add(row)
+            session.flush()
+            row.number = row.count_past_trials(session)
+            number = row.number
             session.commit()
         except Exception:
             session.rollback()
@@ -137,9 +233,9 @@ class WriteBehind:
             number += 1
 
 
-def _trial_row(trial: FrozenTrial, study_id: int, number: int) -> models.TrialModel:
-    """A finished trial as Optuna's RDB rows (what ``RDBStorage`` would write field by field)."""
-    row = models.TrialModel(study_id=study_id, number=number, state=trial.state)
+def _trial_row(trial: FrozenTrial, study_id: int) -> models.TrialModel:
+    """A finished trial as Optuna's RDB rows (what ``RDBStorage`` would write field by field), unnumbered."""
+    row = models.TrialModel(study_id=study_id, number=None, state=trial.state)
     row.datetime_start, row.datetime_complete = trial.datetime_start, trial.datetime_complete
     row.params = [
         models.TrialParamModel(

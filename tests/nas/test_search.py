@@ -228,22 +228,25 @@ def test_bad_choices_are_usage_errors(tmp_path: Path, field: str, value: str) ->
         tiny_config(tmp_path, **{field: value})
 
 
-def test_interrupt_guard_defers_ctrl_c_outside_computation() -> None:
+@pytest.mark.parametrize(("signum", "exit_code"), [(2, 130), (15, 143)])  # SIGINT, SIGTERM
+def test_interrupt_guard_defers_a_signal_outside_computation(signum: int, exit_code: int) -> None:
     import os
     import signal
 
-    from shufflenet_nas.nas.search import InterruptGuard
+    from shufflenet_nas.nas.search import Interrupted, InterruptGuard
 
     guard = InterruptGuard()
     with guard.installed():
-        with pytest.raises(KeyboardInterrupt), guard.region():
-            os.kill(os.getpid(), signal.SIGINT)
+        with pytest.raises(Interrupted) as raised, guard.region():
+            os.kill(os.getpid(), signum)
             time.sleep(1)  # interrupted at once
-        guard.requested = False
+        assert raised.value.exit_code == exit_code
+        guard.signum = None
         with guard.region(interruptible=False):
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
             time.sleep(0.05)  # a storage write: not interrupted
-        assert guard.requested
-        with pytest.raises(KeyboardInterrupt), guard.region():
+        assert guard.signum == signum
+        with pytest.raises(Interrupted), guard.region():
             pass  # raised at the next computation
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
