@@ -74,3 +74,21 @@ def make_shapes_dataset(root: Path, per_class: int = 64, seed: int = 0) -> Path:
 def shapes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small learnable ImageFolder dataset: 4 classes x 64 images of 32x32 patterns."""
     return make_shapes_dataset(tmp_path_factory.mktemp("shapes"))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A private PostgreSQL server on loopback for the session (see tests/postgres.py)."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_db(postgres_url: str, request: pytest.FixtureRequest) -> str:
+    """A new, empty database on that server for one test."""
+    from tests.postgres import fresh_database
+
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:50].lower()
+    return fresh_database(postgres_url, name)
