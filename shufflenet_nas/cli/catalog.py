@@ -8,9 +8,11 @@ import typer
 from rich.table import Table
 
 from shufflenet_nas.cli.common import ArchArgument, JsonOption, arch_from_argument, out, print_json
+from shufflenet_nas.errors import UsageError
 from shufflenet_nas.nas.cost import cost_breakdown, count_cost
 from shufflenet_nas.search_spaces import BASELINES, SearchSpace
 from shufflenet_nas.search_spaces.plan import network_plan
+from shufflenet_nas.units import parse_flops
 
 
 def baselines(json_output: JsonOption = False) -> None:
@@ -147,9 +149,7 @@ def space(
     json_output: JsonOption = False,
 ) -> None:
     """The searchable dimensions and their ranges."""
-    from shufflenet_nas.units import parse_flops
-
-    search_space = SearchSpace(budget_mflops=parse_flops(budget) / 1e6, resolution=resolution)
+    search_space = space_from_options(budget, resolution)
     dims = [d.__dict__ for d in search_space.dimensions()]
     if json_output:
         print_json({"budget_mflops": search_space.budget_mflops, "resolution": resolution, "dimensions": dims})
@@ -162,6 +162,14 @@ def space(
     for d in dims:
         table.add_row(d["name"], d["choices"], d["applies_to"], d["note"])
     out.print(table)
+
+
+def space_from_options(budget: str, resolution: int) -> SearchSpace:
+    """The search space of the --budget and --resolution options; a value out of range is a usage error."""
+    try:
+        return SearchSpace(budget_mflops=parse_flops(budget) / 1e6, resolution=resolution)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def register(app: typer.Typer) -> None:

@@ -14,12 +14,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from shufflenet_nas.cli.catalog import space_from_options
 from shufflenet_nas.cli.common import ArchArgument, JsonOption, arch_from_argument, err, out, print_json
 from shufflenet_nas.errors import UsageError
 from shufflenet_nas.nas.latency import MeasureConfig, check_target, default_cache_dir, measure_latency
 from shufflenet_nas.nas.lut import Evaluation, LatencyTable, compare, sample_architectures
-from shufflenet_nas.search_spaces import SearchSpace
-from shufflenet_nas.units import parse_flops
 
 TargetOption = Annotated[
     str, typer.Option("--target", help="cpu (PyTorch eager), gpu (CUDA) or onnxruntime (its CPU provider).")
@@ -192,7 +191,7 @@ def lut_build(
     if not 1 <= calibration <= samples:
         raise UsageError(f"--calibration {calibration}: need between 1 and --samples ({samples})")
     config = measure_config(target, batch, dtype, threads, runtime, False, max_time, precision, normalize)
-    space = SearchSpace(budget_mflops=parse_flops(budget) / 1e6, resolution=resolution)
+    space = space_from_options(budget, resolution)
     table = LatencyTable.open(config, cache_dir or default_cache_dir())
     if rebuild:
         table.clear()
@@ -252,7 +251,7 @@ def lut_eval(
     parts of the same structure; calibration networks are left out.
     """
     config = measure_config(target, batch, dtype, threads, runtime, False, max_time, precision, normalize)
-    space = SearchSpace(budget_mflops=parse_flops(budget) / 1e6, resolution=resolution)
+    space = space_from_options(budget, resolution)
     table = LatencyTable.open(config, cache_dir or default_cache_dir())
     calibrated = {network for network, _, _ in table.calibration(resolution).networks}
     genotypes = [g for g in sample_architectures(space, samples + len(calibrated), seed) if str(g) not in calibrated]

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from shufflenet_nas.cli.common import ArchArgument, JsonOption, arch_from_argument, err, out, print_json
 from shufflenet_nas.errors import UsageError
+from shufflenet_nas.nas.cost import check_fits_in_memory
 from shufflenet_nas.nas.data import Dataset, load_dataset
 from shufflenet_nas.nas.proxies import (
     DEFAULT_BATCH_SIZE,
@@ -33,6 +34,8 @@ from shufflenet_nas.nas.validation import (
     validate_against_paper,
     validate_against_training,
 )
+from shufflenet_nas.search_spaces import Genotype
+from shufflenet_nas.search_spaces.genotype import check_resolution
 from shufflenet_nas.units import parse_flops
 
 
@@ -70,6 +73,11 @@ _UNITS = {"params": "parameters", "mflops": "conv + linear multiply-adds, millio
 
 
 def _dataset(path: Path, resolution: int | None) -> Dataset:
+    if resolution is not None:
+        try:
+            check_resolution(resolution)  # before images are resized to it
+        except ValueError as error:
+            raise UsageError(f"--resolution: {error}") from None
     with err.status(f"reading {path}"):
         data = load_dataset(path, resolution)
     err.print(data.describe(), highlight=False)
@@ -99,6 +107,7 @@ def proxy(
     dataset = _dataset(data, resolution) if data is not None else None
     if dataset is not None:
         genotype = dataset.fit(genotype)
+    _check_memory(genotype, names, batch_size, train_batch_size)
 
     def report(step: int, accuracy: float) -> bool:
         err.print(f"train: step {step}, validation accuracy {accuracy:.1%}", highlight=False)
@@ -134,6 +143,17 @@ def proxy(
         note = "default for search" if name == DEFAULT_PROXY else _UNITS.get(name, "zero-cost, at initialisation")
         table.add_row(name, f"{score.value:.6g}", f"{score.seconds:.3f}", note)
     out.print(table)
+
+
+def _check_memory(genotype: Genotype, names: tuple[str, ...], batch_size: int, train_batch_size: int) -> None:
+    """Refuse, before building it, a network whose forward at the proxies' largest batch cannot fit in memory
+    (a lower bound: the proxies that backpropagate hold more)."""
+    batches = [batch_size] if set(names) - {*REFERENCE_PROXIES, "train"} else []
+    if "train" in names:
+        batches.append(train_batch_size)
+    largest = max(batches, default=0)
+    if largest >= 1:  # a batch below 2 is the proxies' usage error, raised with its own message
+        check_fits_in_memory(genotype, largest)
 
 
 @contextmanager

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import optuna
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -25,10 +27,18 @@ from shufflenet_nas.cli.measure import (
     ThreadsOption,
     measure_config,
 )
-from shufflenet_nas.errors import UsageError
+from shufflenet_nas.errors import ShuffleNetNASError, UsageError, mask_password
 from shufflenet_nas.nas.proxies import DEFAULT_PROXY, check_proxy_names
-from shufflenet_nas.nas.search import SearchConfig, run_search
-from shufflenet_nas.results.summary import StudySummary, load_study, remeasure_front, summarise, write_artifacts
+from shufflenet_nas.nas.search import Interrupted, SearchConfig, run_search, run_workers
+from shufflenet_nas.results.summary import (
+    LATENCY_FORMAT,
+    PROXY_FORMAT,
+    StudySummary,
+    load_study,
+    remeasure_front,
+    summarise,
+    write_artifacts,
+)
 from shufflenet_nas.units import parse_flops, parse_latency_ms, parse_params
 
 
@@ -67,6 +77,9 @@ def search(
     ] = None,
     data: Annotated[Path | None, typer.Option(help="Dataset for --proxy train (ImageFolder or CIFAR folder).")] = None,
     seed_baselines: Annotated[bool, typer.Option(help="Evaluate the papers' models that fit first.")] = True,
+    workers: Annotated[
+        int, typer.Option(help="Local worker processes on the study (one times on the device at a time).")
+    ] = 1,
     batch: BatchOption = 1,
     dtype: DtypeOption = "fp32",
     threads: ThreadsOption = None,
@@ -88,7 +101,8 @@ def search(
     dataset = load_dataset(data) if data is not None else None
     check_proxy_names([proxy], dataset)
     budget_flops = parse_flops(budget)
-    resolution = dataset.resolution if dataset is not None else resolution or 224
+    resolution_option = resolution
+    resolution = resolution or (dataset.resolution if dataset is not None else 224)
     config = SearchConfig(
         study_name=study or f"{measure.target}-{budget_flops / 1e6:g}M-{family}",
         budget_flops=budget_flops,
@@ -105,26 +119,37 @@ def search(
         latency_mode=latency,
         resolution=resolution,
         num_classes=dataset.num_classes if dataset is not None else 1000,
+        data=data,
         results_dir=results_dir,
         storage=storage,
         seed_baselines=seed_baselines,
     )
     if n_trials is not None and n_trials < 1:
         raise UsageError(f"--n-trials {n_trials}: give at least 1")
+    if workers < 1:
+        raise UsageError(f"--workers {workers}: give at least 1")
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress bar and messages say what happens
+    from_data = " (from --data)" if dataset is not None and resolution_option is None else ""
     err.print(
-        f"study [bold]{config.study_name}[/bold] at {config.storage_url} · target {measure.target} · "
-        f"{config.budget_mflops:g} MFLOPs · {resolution} px · proxy {proxy} · latency {latency}",
+        f"study [bold]{escape(config.study_name)}[/bold] at {escape(mask_password(config.storage_url))} · "
+        f"target {measure.target} · {config.budget_mflops:g} MFLOPs · {resolution} px{from_data} · "
+        f"proxy {proxy} · latency {latency}" + (f" · {workers} workers" if workers > 1 else ""),
         highlight=False,
     )
-    interrupted = False
+    interrupted: Interrupted | None = None
     with _progress(n_trials) as (progress, callback):
         try:
-            finished = run_search(config, n_trials, timeout, callbacks=[callback], data=dataset)
-        except KeyboardInterrupt:
-            interrupted = True
+            if workers > 1:
+                finished = run_workers(config, n_trials, timeout, workers, on_progress=callback.show_done)
+            else:
+                finished = run_search(config, n_trials, timeout, callbacks=[callback], data=dataset)
+        except Interrupted as signal_received:
+            interrupted = signal_received
             progress.stop()
-            err.print("[yellow]interrupted[/yellow]: the running trial is marked failed; finished trials are kept")
+            err.print(
+                "[yellow]interrupted[/yellow]: the running trial is marked failed (a resume retries it); "
+                "finished trials are kept"
+            )
             finished = optuna.load_study(study_name=config.study_name, storage=config.storage_url)
     if latency == "lut" and not interrupted:
         err.print("re-measuring the Pareto front on the device ...")
@@ -134,7 +159,29 @@ def search(
     _render(summary, json_output)
     err.print(f"wrote {', '.join(str(p) for p in paths)}", highlight=False)
     if interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(interrupted.exit_code)
+    if not summary.trials:
+        raise ShuffleNetNASError(_nothing_found(summary, config))
+
+
+def _nothing_found(summary: StudySummary, config: SearchConfig) -> str:
+    """Why a search has no result, and what to change."""
+    counts = summary.counts
+    if counts["complete"] == 0:
+        return f"no trial finished ({counts['failed']} failed; `shufflenet-nas show --all` gives their reasons)"
+    over = []
+    if config.proxy_floor is not None:
+        over.append(f"lower --proxy-floor {config.proxy_floor}")
+    if config.latency_budget_ms is not None:
+        over.append(f"raise --latency-budget {config.latency_budget_ms:g}ms")
+    over.append(
+        f"raise --budget {config.budget_mflops:g}MFLOPs" + (" or --params-budget" if config.params_budget else "")
+    )
+    return (
+        f"none of the {counts['complete']} architectures tried met the search's limits; "
+        + ", or ".join(over)
+        + " (`shufflenet-nas show --all` says what each missed)"
+    )
 
 
 class _ProgressCallback:
@@ -146,6 +193,10 @@ class _ProgressCallback:
         self.done = 0
         self.best_proxy = float("-inf")
         self.fastest = float("inf")
+
+    def show_done(self, done: int) -> None:
+        """Progress of local worker processes: trials finished so far."""
+        self.progress.update(self.task, completed=done, status=f"{done} trials finished")
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         self.done += 1
@@ -191,35 +242,57 @@ def show(
     study_dir: Annotated[Path | None, typer.Argument(help="A results/<study> directory.")] = None,
     storage: Annotated[str | None, typer.Option(help="Optuna storage URL instead of a directory.")] = None,
     study: Annotated[str | None, typer.Option(help="Study name within --storage.")] = None,
-    all_trials: Annotated[bool, typer.Option("--all", help="List every evaluated architecture.")] = False,
+    all_trials: Annotated[
+        bool, typer.Option("--all", help="List every trial: its state, and why it is not a result.")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """The Pareto front and the best V1-style and V2-style configurations of a study."""
+    """The Pareto front and the best V1-style and V2-style configurations of a study (opened read-only)."""
     if study_dir is not None and storage is not None:
         raise UsageError("give either a results directory or --storage, not both")
-    summary = summarise(load_study(study_dir if storage is None else study, storage))
+    summary = summarise(load_study(study_dir if storage is None else study, storage), every_trial=all_trials)
     _render(summary, json_output, all_trials)
 
 
 def _render(summary: StudySummary, json_output: bool, all_trials: bool = False) -> None:
     if json_output:
         data = summary.to_dict()
-        if all_trials:
-            data["trials"] = [row.__dict__ for row in summary.trials]
+        if all_trials and summary.every_trial is not None:
+            data["trials"] = [asdict(status) for status in summary.every_trial]
         print_json(data)
         return
     counts = ", ".join(f"{v} {k}" for k, v in summary.counts.items())
     out.print(f"[bold]{summary.study_name}[/bold]: {counts}", highlight=False)
-    rows = summary.trials if all_trials else summary.pareto + [b for b in summary.baselines if b not in summary.pareto]
-    best = {row.number: family for family, row in summary.best.items()}
-    title = "every evaluated architecture" if all_trials else "Pareto front (latency vs proxy) and paper baselines"
-    table = Table(title=title)
+    if all_trials and summary.every_trial is not None:
+        out.print(_every_trial_table(summary))
+    else:
+        out.print(_results_table(summary))
+    if any(row.latency_source == "lut" for row in summary.shown_rows()):
+        out.print("* latency predicted by the lookup table", highlight=False)
+    rule = summary.rule_text()
+    if rule:
+        out.print(escape(rule), highlight=False, style="dim")
+    for headline, genotype in summary.verdicts():
+        style = "bold" if genotype else "yellow"
+        out.print(f"[{style}]{escape(headline)}[/{style}]", highlight=False)
+        if genotype:
+            out.print(f"  {genotype}", highlight=False)
+
+
+_NUMERIC = ("trial", "MFLOPs", "params", "latency ms", "proxy")
+
+
+def _results_table(summary: StudySummary) -> Table:
+    """The Pareto front, every paper baseline (marked where it is no result) and each family's best."""
+    table = Table(title="Pareto front (latency vs proxy) and paper baselines")
     for column in ("", "trial", "family", "MFLOPs", "params", "latency ms", "proxy", "arch_id"):
-        table.add_column(
-            column, justify="right" if column in ("trial", "MFLOPs", "params", "latency ms", "proxy") else "left"
-        )
-    for row in sorted(rows, key=lambda r: r.latency_ms):
-        mark = f"[green]best {best[row.number]}[/green]" if row.number in best else (row.baseline or "")
+        table.add_column(column, justify="right" if column in _NUMERIC else "left")
+    for row in summary.shown_rows():
+        mark = escape(summary.mark(row))
+        if mark.startswith("best "):
+            mark = f"[green]{mark}[/green]"
+        elif row.why_not:
+            mark = f"[yellow]{mark}[/yellow]"
         source = "*" if row.latency_source == "lut" else ""
         table.add_row(
             mark,
@@ -227,23 +300,33 @@ def _render(summary: StudySummary, json_output: bool, all_trials: bool = False) 
             row.family,
             f"{row.mflops:.1f}",
             f"{row.params:,}",
-            f"{row.latency_ms:.3f}{source}",
-            f"{row.proxy:.4g}",
+            f"{row.latency_ms:{LATENCY_FORMAT}}{source}",
+            f"{row.proxy:{PROXY_FORMAT}}",
             row.arch_id,
         )
-    out.print(table)
-    reference = summary.reference
-    for family, row in summary.best.items():
-        versus = ""
-        if reference is not None and reference.number != row.number:
-            change = (row.latency_ms / reference.latency_ms - 1) * 100
-            versus = (
-                f" · {abs(change):.1f}% {'lower' if change < 0 else 'higher'} latency than {reference.baseline} "
-                f"({row.latency_ms:.3f} vs {reference.latency_ms:.3f} ms; "
-                f"proxy {row.proxy:.4g} vs {reference.proxy:.4g})"
-            )
-        out.print(f"[bold]best {family}[/bold] trial {row.number}{versus}", highlight=False)
-        out.print(f"  {row.genotype}", highlight=False)
+    return table
+
+
+def _every_trial_table(summary: StudySummary) -> Table:
+    """Every trial of the study in order: its state and, for those that are no result, why."""
+    table = Table(title="every trial: the results, and why the others are not")
+    for column in ("trial", "state", "", "family", "MFLOPs", "latency ms", "proxy", "arch_id", "why not a result"):
+        table.add_column(column, justify="right" if column in _NUMERIC else "left")
+    best = {row.number: family for family, row in summary.best.items()}
+    for status in summary.every_trial or []:
+        mark = f"[green]best {best[status.number]}[/green]" if status.number in best else escape(status.baseline or "")
+        table.add_row(
+            str(status.number),
+            status.state,
+            mark,
+            status.family or "",
+            "" if status.mflops is None else f"{status.mflops:.1f}",
+            "" if status.latency_ms is None else f"{status.latency_ms:{LATENCY_FORMAT}}",
+            "" if status.proxy is None else f"{status.proxy:{PROXY_FORMAT}}",
+            status.arch_id or "",
+            escape(status.reason or ""),
+        )
+    return table
 
 
 def register(app: typer.Typer) -> None:

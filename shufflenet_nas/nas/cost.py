@@ -11,26 +11,41 @@ Two counts of a part agree exactly: ``traced_cost`` builds the module and runs i
 multiply-adds and a dispatch trace the kernels, memory access and live memory (~15 ms); ``symbolic_cost``
 replays the same kernels on shapes (~50 us). ``part_cost`` uses the replay, and checks it against the trace on
 the first part of each kind (unit type, stride, SE, residual, grouped or not, ...) the process meets; a kind
-that disagrees (a torch release that dispatches differently) is traced from then on, with a warning.
+that disagrees (a torch release that dispatches differently) is traced from then on, with a warning. Parts too
+big to build cheaply (over ``TRACE_MAX_MACS`` or ``TRACE_MAX_BYTES``) are never traced, so counting allocates
+nothing large: the check waits for a smaller part of the kind.
+
+``check_fits_in_memory`` turns the count into a memory estimate (weights + peak activations x batch) and
+compares it with the memory free on the device, before anything is built.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 from weakref import ref
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from shufflenet_nas.errors import ShuffleNetNASError
 from shufflenet_nas.nas.symbolic_cost import symbolic_cost
 from shufflenet_nas.search_spaces.builder import build_part
 from shufflenet_nas.search_spaces.genotype import Genotype
 from shufflenet_nas.search_spaces.plan import HeadSpec, PartSpec, StemSpec, network_plan
+from shufflenet_nas.search_spaces.spaces import V1_GROUPS, SearchSpace
 
 PAPER_FLOP_OPERATORS = ("conv", "linear")
+# The largest part the replay is checked on by building and running it: twice the papers' largest part at 224 px
+# (0.1 GMACs; 16 MiB of fp32 weights + peak activations at batch 1), a fraction of a second.
+TRACE_MAX_MACS = 2 * 10**8
+TRACE_MAX_BYTES = 64 * 2**20
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 
 
 @dataclass(frozen=True)
@@ -85,12 +100,32 @@ def count_macs(genotype: Genotype) -> int:
     return count_cost(genotype).macs
 
 
+def cost_range(space: SearchSpace) -> tuple[Cost, Cost]:
+    """The least and the most each cost field (MACs, params, ...) takes over every sample of ``space``.
+
+    Exact: at a fixed family and V1 group count every cost grows with each dimension, so the bounds are the
+    smallest and largest genotype of each (family, groups); each field's bound may come from a different one.
+    """
+    smallest, largest = [], []
+    for family in space.families:
+        for groups in V1_GROUPS if family == "v1" else (1,):
+            smallest.append(count_cost(space.smallest(family, groups)))
+            largest.append(count_cost(space.largest(family, groups)))
+    names = [f.name for f in fields(Cost)]
+    low = Cost(*(min(getattr(cost, name) for cost in smallest) for name in names))
+    high = Cost(*(max(getattr(cost, name) for cost in largest) for name in names))
+    return low, high
+
+
 @functools.lru_cache(maxsize=65536)
 def part_cost(spec: PartSpec) -> Cost:
     """The cost of one part at batch 1 (cached: equal parts are counted once per process)."""
+    replayed = replayed_cost(spec)
+    if replayed.macs > TRACE_MAX_MACS or replayed.params * 4 + replayed.peak_activation_bytes > TRACE_MAX_BYTES:
+        return replayed  # building it to trace would take seconds and gigabytes
     kind = _kind(spec)
     if kind not in _checked_kinds:
-        traced, replayed = traced_cost(spec), replayed_cost(spec)
+        traced = traced_cost(spec)
         _checked_kinds[kind] = traced == replayed
         if traced != replayed:
             warnings.warn(
@@ -100,7 +135,7 @@ def part_cost(spec: PartSpec) -> Cost:
                 stacklevel=2,
             )
         return traced
-    return replayed_cost(spec) if _checked_kinds[kind] else traced_cost(spec)
+    return replayed if _checked_kinds[kind] else traced_cost(spec)
 
 
 _checked_kinds: dict[tuple[object, ...], bool] = {}  # kind -> the replay matched the trace on it
@@ -221,3 +256,110 @@ def _trace_memory(module: torch.nn.Module, x: torch.Tensor) -> tuple[int, int, i
     with trace:
         module(x)
     return trace.memory_access, trace.operators, trace.peak
+
+
+# ---- memory ------------------------------------------------------------------------------------------------
+class InsufficientMemoryError(ShuffleNetNASError):
+    """A network would not fit in the memory free on its device (raised before anything is built)."""
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """What a forward pass holds: the weights, and the peak live activations at a batch size, in a dtype."""
+
+    weights_bytes: int
+    activation_bytes: int
+    batch: int
+    dtype: str
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.activation_bytes
+
+
+def estimate_memory(genotype: Genotype, batch: int = 1, dtype: str = "fp32") -> MemoryEstimate:
+    """Weights (params x dtype bytes) + the forward's peak live activations x batch, counted from the plan
+    without building the network. Inference only: training holds more."""
+    if dtype not in DTYPE_BYTES:
+        raise ValueError(f"dtype {dtype!r} unknown; use one of {', '.join(DTYPE_BYTES)}")
+    if batch < 1:
+        raise ValueError(f"batch {batch}: need at least 1")
+    plan = network_plan(genotype)
+    costs = [part_cost(part) for part in plan]
+    peak = max(cost.peak_activation_bytes + held for cost, held in zip(costs, _held_bytes(genotype, plan), strict=True))
+    size = DTYPE_BYTES[dtype]
+    return MemoryEstimate(sum(cost.params for cost in costs) * size, peak * batch * size // 4, batch, dtype)
+
+
+def _held_bytes(genotype: Genotype, plan: tuple[PartSpec, ...]) -> list[int]:
+    """Per part, the fp32 bytes its callers keep alive beside its own working set: the network's input (held by
+    whoever calls the network) and, inside a stage after its first unit, the stage's input (held by the network's
+    forward while the stage's ``nn.Sequential`` runs)."""
+    network_input = 4 * math.prod(plan[0].input_shape)
+    held = [0] + [network_input] * (len(plan) - 1)
+    first = 1
+    for stage in genotype.stages:
+        stage_input = 4 * math.prod(plan[first].input_shape)
+        for index in range(first + 1, first + stage.repeats):
+            held[index] += stage_input
+        first += stage.repeats
+    return held
+
+
+_MEMINFO = Path("/proc/meminfo")
+_CGROUP = Path("/sys/fs/cgroup")
+
+
+def available_memory_bytes(device: str = "cpu") -> int | None:
+    """Memory free for a new allocation: on ``cuda`` the current GPU's free memory; on ``cpu`` the kernel's
+    MemAvailable, or less when a cgroup (a container) limits the process. ``None`` where it cannot be read."""
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r} unknown; use cpu or cuda")
+    if device == "cuda":
+        return torch.cuda.mem_get_info()[0] if torch.cuda.is_available() else None
+    free = [value for value in (_meminfo_available(), _cgroup_free()) if value is not None]
+    return min(free) if free else None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in _MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+
+
+def _cgroup_free() -> int | None:
+    """cgroup v2: memory.max - memory.current of the process's group (``None`` without a limit)."""
+    try:
+        limit = (_CGROUP / "memory.max").read_text().strip()
+        used = int((_CGROUP / "memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else max(0, int(limit) - used)
+
+
+def check_fits_in_memory(
+    genotype: Genotype, batch: int = 1, dtype: str = "fp32", device: str = "cpu"
+) -> MemoryEstimate:
+    """The memory estimate of ``genotype``; raises ``InsufficientMemoryError`` when it exceeds what is free on
+    ``device`` (``cpu`` or ``cuda``). Call it before building: it counts, it allocates nothing."""
+    estimate = estimate_memory(genotype, batch, dtype)
+    free = available_memory_bytes(device)
+    if free is not None and estimate.total_bytes > free:
+        where = "on the GPU" if device == "cuda" else "in memory"
+        raise InsufficientMemoryError(
+            f"{genotype.arch_id} needs about {_size(estimate.total_bytes)} (weights {_size(estimate.weights_bytes)} "
+            f"+ activations {_size(estimate.activation_bytes)} at batch {batch}, {dtype}) but {_size(free)} is "
+            f"free {where}; lower the batch, the resolution or the widths"
+        )
+    return estimate
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"

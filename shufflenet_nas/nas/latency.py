@@ -55,6 +55,7 @@ from torch import nn
 
 from shufflenet_nas.errors import DeviceUnavailableError, ShuffleNetNASError, UsageError
 from shufflenet_nas.jsonfile import read_json_object, write_json_atomic
+from shufflenet_nas.nas.cost import InsufficientMemoryError, check_fits_in_memory
 from shufflenet_nas.search_spaces.builder import build
 from shufflenet_nas.search_spaces.genotype import Genotype
 
@@ -75,6 +76,7 @@ WARMUP_SHARE = 0.25  # at most this share of the time cap goes to warm-up
 MIN_RUNS = 5  # timed runs even when the time cap is reached
 MIN_PRECISION_RUNS = 10  # before the median's confidence interval is trusted
 MAX_RUNS = 20_000
+MAX_BATCH = 4096  # 16x the usual 256 of throughput benchmarks; the memory check bounds what fits below it
 REFERENCE_ARCH = "shufflenet_v2_x1_0"  # the speed reference, at REFERENCE_RESOLUTION
 REFERENCE_RESOLUTION = 96
 REFERENCE = f"{REFERENCE_ARCH}@{REFERENCE_RESOLUTION}px"  # as provenance and anchor keys name it
@@ -134,7 +136,9 @@ class MeasureConfig:
                 + (" (or --target gpu)" if self.dtype == "fp16" else "")
             )
         if self.batch < 1:
-            raise UsageError(f"--batch {self.batch}: need at least 1")
+            raise UsageError(f"batch {self.batch}: need at least 1")
+        if self.batch > MAX_BATCH:
+            raise UsageError(f"batch {self.batch} is above the limit of {MAX_BATCH}")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads {self.threads}: need at least 1 (or leave it out for the physical cores)")
         if self.max_time_s <= 0:
@@ -320,9 +324,13 @@ def software_provenance(config: MeasureConfig) -> dict[str, Any]:
 
 # ---- measuring ---------------------------------------------------------------------------------------
 def measure_latency(genotype: Genotype, config: MeasureConfig) -> LatencyResult:
-    """Latency of the whole network of ``genotype`` at its resolution, on the configured target."""
+    """Latency of the whole network of ``genotype`` at its resolution, on the configured target.
+
+    Raises ``InsufficientMemoryError`` before building when the network would not fit on the device.
+    """
     if config.isolate:
-        return _measure_isolated(genotype, config)
+        return _measure_isolated(genotype, config)  # the child checks the memory of its device
+    check_fits_in_memory(genotype, config.batch, config.dtype, "cuda" if config.target == "gpu" else "cpu")
     model = seeded(lambda: build(genotype))
     result = measure_module(model, (3, genotype.resolution, genotype.resolution), config)
     return replace(result, provenance={**result.provenance, "arch_id": genotype.arch_id})
@@ -595,7 +603,7 @@ def _measure_isolated(genotype: Genotype, config: MeasureConfig) -> LatencyResul
     future = _worker.submit(_measure_in_child, genotype, replace(config, isolate=False))
     try:
         return LatencyResult.from_dict(future.result())
-    except UsageError:
+    except (UsageError, InsufficientMemoryError):
         raise
     except BrokenProcessPool:
         _discard_worker()

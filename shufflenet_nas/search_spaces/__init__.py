@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -28,6 +30,13 @@ __all__ = [
 def resolve_arch(arch: str | Path | Genotype) -> Genotype:
     """A genotype from a baseline name, a genotype string, a JSON file, or a Genotype.
 
+    JSON files: a genotype's JSON form, any object with a ``genotype`` string (``describe --json``,
+    ``measure --json``), or a search summary (``results/<study>/pareto.json``, ``show --json``). From a
+    summary, by default: its best V2-style architecture, else its best V1-style, else the first (fastest) of
+    its Pareto front. A suffix picks another: ``pareto.json#v1`` / ``#v2`` (the best of that family),
+    ``#trial12`` (trial 12) or ``#<arch_id>`` (e.g. ``#6d657583a249``), looked up in the summary's best,
+    Pareto front, baselines and trials.
+
     Raises ``ValueError`` naming what was given and the accepted forms.
     """
     if isinstance(arch, Genotype):
@@ -37,18 +46,62 @@ def resolve_arch(arch: str | Path | Genotype) -> Genotype:
         return BASELINES[text].genotype
     if text.startswith("stem"):
         return Genotype.from_string(text)
-    path = Path(text)
+    path, pick = Path(text), None
+    if not path.is_file() and "#" in text:
+        head, pick = text.rsplit("#", 1)
+        path = Path(head)
     if path.is_file():
         try:
-            return Genotype.from_json(path.read_text())
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: cannot read it ({error})") from None
+        except ValueError as error:
+            raise ValueError(f"{path} is not a JSON file ({error}); give a genotype JSON or pareto.json") from None
+        if isinstance(data, dict) and isinstance(data.get("pareto"), list) and isinstance(data.get("best"), dict):
+            return _from_summary(path, data, pick)
+        if pick is not None:
+            raise ValueError(f"{path} holds one architecture, not a search summary; drop '#{pick}'")
+        try:
+            return Genotype.from_json(json.dumps(data))
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
-    if text.endswith(".json"):
-        raise ValueError(f"architecture file {text} does not exist; check the path")
+    if text.endswith(".json") or (pick is not None and path.suffix == ".json"):
+        raise ValueError(f"architecture file {path} does not exist; check the path")
     raise ValueError(
         f"{text!r} is not a baseline name, a genotype string (stem...) or a JSON file; "
         "run `shufflenet-nas baselines` for the names"
     )
+
+
+def _from_summary(path: Path, data: dict[str, Any], pick: str | None) -> Genotype:
+    """One architecture of a search summary (pareto.json): see ``resolve_arch``."""
+    best: dict[str, Any] = data["best"]
+    no_best: dict[str, str] = data.get("no_best") or {}
+    rows = [*best.values(), *data["pareto"], *(data.get("baselines") or []), *(data.get("trials") or [])]
+    rows = [row for row in rows if isinstance(row, dict) and isinstance(row.get("genotype"), str)]
+    picks = ", ".join(f"best {family} (trial {row.get('number')})" for family, row in best.items()) or "no best"
+    holds = f"it holds {picks} and {len(data['pareto'])} Pareto-front architectures"
+    if pick is None:
+        for family in ("V2-style", "V1-style"):
+            if family in best:
+                return Genotype.from_string(best[family]["genotype"])
+        if data["pareto"]:
+            return Genotype.from_string(data["pareto"][0]["genotype"])
+        raise ValueError(f"{path} is a search summary with no architecture on its Pareto front")
+    key = pick.strip().lower()
+    if key in ("v1", "v2"):
+        family = f"{key.upper()}-style"
+        if family in best:
+            return Genotype.from_string(best[family]["genotype"])
+        why = f" ({no_best[family]})" if family in no_best else ""
+        raise ValueError(f"{path} holds no best {family}{why}; {holds}")
+    if key.startswith("trial") and key[5:].isdigit():
+        found = [row for row in rows if row.get("number") == int(key[5:])]
+    else:
+        found = [row for row in rows if row.get("arch_id") == key]
+    if found:
+        return Genotype.from_string(found[0]["genotype"])
+    raise ValueError(f"{path} has no architecture '#{pick}' (use #v1, #v2, #trial<N> or #<arch_id>); {holds}")
 
 
 def build_model(arch: str | Path | Genotype) -> nn.Module:

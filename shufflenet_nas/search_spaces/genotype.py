@@ -34,6 +34,17 @@ KERNEL_SIZES: tuple[int, ...] = (3, 5, 7)
 STEM_STRIDES: tuple[int, ...] = (1, 2, 4)
 DOWNSAMPLE_VARIANTS: tuple[str, ...] = ("tv", "official")
 
+# Limits checked before anything is built, generous for real use: the widest layer of the papers' models has
+# 3072 channels (V1 g8 2x, stage 4) and one 1x1 conv at 8192 channels already holds 67M weights (256 MiB fp32);
+# the papers stack 4-8 units in each of 3 stages (deep narrow stacks of a hundred units are useful for studying
+# proxies; memory grows only linearly with depth, and the memory check bounds it); detection backbones take
+# inputs of 800-1333 px; ImageNet-21k has 21,841 classes.
+MAX_CHANNELS = 8192  # stem, stage and head widths
+MAX_REPEATS = 256  # units per stage
+MAX_STAGES = 8  # stride-2 stages (224 px with a stride-4 stem reaches 1 px after 6)
+MAX_RESOLUTION = 2048  # input height = width
+MAX_CLASSES = 100_000
+
 
 def v1_bottleneck(out_channels: int, groups: int) -> int:
     """V1 bottleneck width: out/4 (V1 paper, Sec. 3.3), rounded to a multiple of ``groups``."""
@@ -201,6 +212,7 @@ class Genotype:
         return "mixed" if len(units) > 1 else f"{units.pop().upper()}-style"
 
     def with_resolution(self, resolution: int) -> Genotype:
+        """The same network at another input size (validated like any genotype)."""
         return replace(self, resolution=resolution)
 
 
@@ -218,16 +230,21 @@ def validate(genotype: Genotype) -> None:
     g = genotype
     if g.stem_channels < 1:
         raise ValueError(f"stem: {g.stem_channels} channels; need at least 1")
+    check_limit("stem", g.stem_channels, MAX_CHANNELS, "channels")
     if g.stem_stride not in STEM_STRIDES:
         raise ValueError(f"stem: stride {g.stem_stride} not supported; use one of {STEM_STRIDES}")
     if not g.stages:
         raise ValueError("genotype has no stages; give at least one v1_... or v2_... stage")
+    check_limit("genotype", len(g.stages), MAX_STAGES, "stages")
     if g.head_channels < 0:
         raise ValueError(f"head: {g.head_channels} channels; use 0 for no head conv")
+    check_limit("head", g.head_channels, MAX_CHANNELS, "channels")
     if g.downsample not in DOWNSAMPLE_VARIANTS:
         raise ValueError(f"downsample variant {g.downsample!r} unknown; use one of {DOWNSAMPLE_VARIANTS}")
     if g.num_classes < 1:
         raise ValueError(f"classifier: {g.num_classes} classes; need at least 1")
+    check_limit("classifier", g.num_classes, MAX_CLASSES, "classes")
+    check_resolution(g.resolution)
     min_resolution = g.stem_stride * 2 ** len(g.stages)
     if g.resolution < min_resolution:
         raise ValueError(
@@ -240,12 +257,28 @@ def validate(genotype: Genotype) -> None:
         in_channels = stage.out_channels
 
 
+def check_limit(where: str, value: int, limit: int, unit: str) -> None:
+    """Raise ``ValueError`` when ``value`` is above ``limit``: "stage 3: 100000 channels is above the limit of 8192"."""
+    if value > limit:
+        raise ValueError(f"{where}: {value} {unit} is above the limit of {limit}")
+
+
+def check_resolution(resolution: int) -> None:
+    """Raise ``ValueError`` unless the input resolution lies in 1..MAX_RESOLUTION."""
+    if resolution < 1:
+        raise ValueError(f"input resolution {resolution}; need at least 1")
+    if resolution > MAX_RESOLUTION:
+        raise ValueError(f"input resolution {resolution} is above the limit of {MAX_RESOLUTION}")
+
+
 def _validate_stage(number: int, s: StageGene, in_channels: int, downsample: str) -> None:
     where = f"stage {number}"
     if s.unit not in UNIT_TYPES:
         raise ValueError(f"{where}: unit type {s.unit!r} unknown; use v1 or v2")
     if s.repeats < 1:
         raise ValueError(f"{where}: {s.repeats} repeats; need at least 1")
+    check_limit(where, s.repeats, MAX_REPEATS, "repeats")
+    check_limit(where, s.out_channels, MAX_CHANNELS, "channels")
     if s.kernel not in KERNEL_SIZES:
         raise ValueError(f"{where}: kernel {s.kernel} not supported; use one of {KERNEL_SIZES}")
     if s.groups < 1:

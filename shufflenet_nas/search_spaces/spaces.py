@@ -4,7 +4,8 @@ Parameter names are stable and hierarchical (``family``, ``v1.groups``, ``stage2
 trial's params rebuild the same genotype (``optuna.trial.FixedTrial(params)``). Sampled widths are
 rounded to what the unit type needs (feasible by construction): V1 widths to a multiple of
 lcm(2, groups), V2 widths to a multiple of 8 (so every split ratio gives whole channel counts).
-Width ranges scale with the FLOPs budget (FLOPs grow with width squared).
+Width ranges scale with the FLOPs budget (FLOPs grow with width squared), clipped to ``MAX_CHANNELS``.
+``smallest`` and ``largest`` give a family's extreme genotypes, which bound the cost of every sample.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shufflenet_nas.search_spaces.genotype import Genotype, StageGene
+from shufflenet_nas.search_spaces.genotype import (
+    MAX_CHANNELS,
+    MAX_CLASSES,
+    Genotype,
+    StageGene,
+    check_limit,
+    check_resolution,
+)
 
 FAMILIES = ("v1", "v2")
 V1_GROUPS = (1, 2, 3, 4, 8)
@@ -23,6 +31,8 @@ KERNELS = (3, 5, 7)
 _REFERENCE_WIDTHS = {"v1": (240, 480, 960), "v2": (116, 232, 464)}
 _REFERENCE_MFLOPS = 146.0
 _DEPTHS = ((2, 6), (4, 10), (2, 6))
+_STAGES = len(_DEPTHS)
+_WIDEST_MULTIPLE = 8  # the largest multiple widths are rounded to (V2; V1 with 8 groups)
 STEM_RANGE = (8, 32)
 _HEAD_RANGE = (512, 1536)
 
@@ -45,6 +55,12 @@ def stem_stride_for(resolution: int) -> int:
 def round_to(value: float, multiple: int) -> int:
     """Nearest positive multiple of ``multiple``."""
     return max(multiple, multiple * round(value / multiple))
+
+
+def _width_cap(multiple: int, stage: int) -> int:
+    """The widest width of a stage (index 0..2): a multiple of ``multiple`` at most ``MAX_CHANNELS``, leaving
+    each later stage room to widen by one ``multiple`` (a stride-2 V1 unit must)."""
+    return (MAX_CHANNELS // multiple - (_STAGES - 1 - stage)) * multiple
 
 
 @dataclass(frozen=True)
@@ -70,8 +86,15 @@ class SearchSpace:
         unknown = set(self.families) - set(FAMILIES)
         if not self.families or unknown:
             raise ValueError(f"families must be drawn from {FAMILIES}, got {self.families}")
-        if self.budget_mflops <= 0:
-            raise ValueError(f"budget must be positive, got {self.budget_mflops} MFLOPs")
+        if not (math.isfinite(self.budget_mflops) and self.budget_mflops > 0):
+            raise ValueError(f"budget must be a positive number, got {self.budget_mflops} MFLOPs")
+        check_resolution(self.resolution)
+        minimum = stem_stride_for(self.resolution) * 2**_STAGES
+        if self.resolution < minimum:
+            raise ValueError(f"input resolution {self.resolution} is too small for the space; use at least {minimum}")
+        if self.num_classes < 1:
+            raise ValueError(f"classifier: {self.num_classes} classes; need at least 1")
+        check_limit("classifier", self.num_classes, MAX_CLASSES, "classes")
 
     @property
     def width_scale(self) -> float:
@@ -80,9 +103,11 @@ class SearchSpace:
         return math.sqrt(self.budget_mflops / _REFERENCE_MFLOPS * pixels)
 
     def width_range(self, family: str, stage: int) -> tuple[int, int]:
-        """Sampling range of a stage's width (before rounding): 0.45x to 1.3x of the scaled 1x width."""
+        """Sampling range of a stage's width (before rounding): 0.45x to 1.3x of the scaled 1x width,
+        clipped below ``MAX_CHANNELS`` with room for the later stages to widen."""
         reference = _REFERENCE_WIDTHS[family][stage] * self.width_scale
-        return max(8, int(reference * 0.45)), max(16, int(reference * 1.3))
+        cap = _width_cap(_WIDEST_MULTIPLE, stage)
+        return min(cap, max(8, int(reference * 0.45))), min(cap, max(16, int(reference * 1.3)))
 
     def dimensions(self) -> list[Dimension]:
         """Every dimension with its range, in sampling order."""
@@ -90,7 +115,7 @@ class SearchSpace:
         if "v1" in self.families:
             dims.append(Dimension("v1.groups", ", ".join(map(str, V1_GROUPS)), "v1", "pointwise group convs"))
         dims.append(Dimension("stem.width", f"{STEM_RANGE[0]}..{STEM_RANGE[1]}", "all", "rounded per family"))
-        for index in range(3):
+        for index in range(_STAGES):
             name = f"stage{index + 2}"
             low, high = _DEPTHS[index]
             dims.append(Dimension(f"{name}.depth", f"{low}..{high}", "all", "units; the first has stride 2"))
@@ -107,6 +132,31 @@ class SearchSpace:
             dims.append(Dimension("head.width", f"{_HEAD_RANGE[0]}..{_HEAD_RANGE[1]} step 128", "v2", "1x1 conv5"))
         return dims
 
+    def smallest(self, family: str, groups: int = 1) -> Genotype:
+        """The cheapest sample of a family (V1: at ``groups``): narrowest and shallowest, kernel 3, no SE, no
+        residual, the largest split ratio. Every cost (MACs, params, memory) grows with each dimension, so no
+        sample of that family and group count costs less; ``nas.cost.cost_range`` takes the bounds over groups."""
+        return self.sample(self._extreme_trial(family, groups, largest=False))
+
+    def largest(self, family: str, groups: int = 1) -> Genotype:
+        """The most expensive sample of a family (V1: at ``groups``): widest and deepest, kernel 7, SE, residual,
+        the smallest split ratio."""
+        return self.sample(self._extreme_trial(family, groups, largest=True))
+
+    def _extreme_trial(self, family: str, groups: int, largest: bool) -> _EndsTrial:
+        if family not in self.families:
+            raise ValueError(f"family {family!r} is not in this space; use one of {self.families}")
+        allowed = V1_GROUPS if family == "v1" else (1,)
+        if groups not in allowed:
+            raise ValueError(f"groups={groups} is not in the {family} space; use one of {allowed}")
+        choices: dict[str, Any] = {"family": family, "v1.groups": groups}
+        for index in range(_STAGES):
+            name = f"stage{index + 2}"
+            choices[f"{name}.kernel"] = max(KERNELS) if largest else min(KERNELS)
+            choices[f"{name}.se"] = choices[f"{name}.residual"] = largest
+            choices[f"{name}.split"] = min(SPLIT_RATIOS) if largest else max(SPLIT_RATIOS)
+        return _EndsTrial(choices, largest)
+
     def sample(self, trial: TrialLike) -> Genotype:
         """Draw a genotype; the same params always give the same genotype."""
         family = self.families[0] if len(self.families) == 1 else trial.suggest_categorical("family", self.families)
@@ -115,12 +165,13 @@ class SearchSpace:
         stem = round_to(trial.suggest_int("stem.width", *STEM_RANGE), multiple)
         stages = []
         in_channels = stem
-        for index in range(3):
+        for index in range(_STAGES):
             name = f"stage{index + 2}"
             depth = trial.suggest_int(f"{name}.depth", *_DEPTHS[index])
             width = round_to(trial.suggest_int(f"{name}.{family}_width", *self.width_range(family, index)), multiple)
             if family == "v1":
                 width = max(width, in_channels + multiple)  # a stride-2 V1 unit must widen
+            width = min(width, _width_cap(multiple, index))
             kernel = trial.suggest_categorical(f"{name}.kernel", KERNELS)
             se = trial.suggest_categorical(f"{name}.se", (False, True))
             residual = trial.suggest_categorical(f"{name}.residual", (False, True))
@@ -137,3 +188,20 @@ class SearchSpace:
             resolution=self.resolution,
             num_classes=self.num_classes,
         )
+
+
+class _EndsTrial:
+    """Suggests the high (or low) end of every integer range and the given categorical choices; ``params``
+    records what it suggested (a ``FixedTrial`` of them replays the same genotype)."""
+
+    def __init__(self, choices: dict[str, Any], high: bool) -> None:
+        self.choices, self.high = choices, high
+        self.params: dict[str, Any] = {}
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        self.params[name] = low + (high - low) // step * step if self.high else low
+        return self.params[name]
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        self.params[name] = self.choices[name]
+        return self.params[name]

@@ -57,7 +57,8 @@ def test_gpu_without_a_gpu_is_a_one_line_error_exit_1(tiny_v2: Genotype) -> None
         (["--dtype", "fp16"], "error: --dtype fp16 is not supported on --target cpu; use fp32 or bf16"),
         (["--runtime", "cudagraph"], "error: --runtime cudagraph does not run on --target cpu; use eager"),
         (["--target", "npu"], "error: --target 'npu' unknown"),
-        (["--batch", "0"], "error: --batch 0: need at least 1"),
+        (["--batch", "0"], "error: batch 0: need at least 1"),
+        (["--batch", "100000"], "error: batch 100000 is above the limit of 4096"),
     ],
 )
 def test_bad_measurement_options_are_one_line_usage_errors(tiny_v2: Genotype, options: list[str], message: str) -> None:

@@ -7,7 +7,18 @@ import torch
 from torch import nn
 
 from shufflenet_nas.nas import cost as cost_module
-from shufflenet_nas.nas.cost import Cost, _trace_memory, count_cost, fvcore_macs, traced_cost
+from shufflenet_nas.nas.cost import (
+    Cost,
+    InsufficientMemoryError,
+    _trace_memory,
+    available_memory_bytes,
+    check_fits_in_memory,
+    cost_range,
+    count_cost,
+    estimate_memory,
+    fvcore_macs,
+    traced_cost,
+)
 from shufflenet_nas.nas.lut import sample_architectures
 from shufflenet_nas.search_spaces import BASELINES, Genotype, SearchSpace, build
 from shufflenet_nas.search_spaces.plan import PartSpec, UnitSpec, network_plan
@@ -152,3 +163,113 @@ def test_a_kind_the_replay_gets_wrong_is_traced_with_a_warning(monkeypatch: pyte
         cost_module.part_cost.cache_clear()
     assert first == traced_cost(spec) and second == traced_cost(replace(spec, resolution=10))
     assert cost_module._checked_kinds[cost_module._kind(spec)] is False
+
+
+# ---- counting without allocating -----------------------------------------------------------------------------
+_HUGE = Genotype.from_string(
+    "stem32s1-v2_n10_c8192_r0.25_k7_se_res-v2_n10_c8192_r0.25_k7_se_res-v2_n10_c8192_r0.25_k7_se_res-head8192-in2048"
+)
+
+
+def test_parts_too_big_to_build_are_counted_by_the_replay_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cost_module, "traced_cost", lambda spec: pytest.fail(f"traced {spec}"))
+    cost_module.part_cost.cache_clear()
+    try:
+        cost = count_cost(_HUGE)
+    finally:
+        cost_module.part_cost.cache_clear()
+    assert cost.params > 2 * 10**9 and cost.peak_activation_bytes > 100 * 2**30  # never allocated
+
+
+# ---- memory estimate ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["shufflenet_v2_x1_0", "shufflenet_v1_g3_x1_0", "shufflenet_v2_x0_5"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_memory_estimate_matches_the_built_network(name: str, batch: int) -> None:
+    genotype = BASELINES[name].genotype.with_resolution(64)
+    model = build(genotype).eval()
+    with torch.no_grad():
+        _, _, peak = _trace_memory(model, torch.zeros(batch, 3, 64, 64))
+    estimate = estimate_memory(genotype, batch)
+    assert estimate.weights_bytes == 4 * sum(p.numel() for p in model.parameters())
+    assert estimate.activation_bytes == peak  # the live activations of the whole forward, exactly
+    half = estimate_memory(genotype, batch, "bf16")
+    assert (half.weights_bytes, half.activation_bytes) == (estimate.weights_bytes // 2, estimate.activation_bytes // 2)
+
+
+def test_tiny_network_weights_are_params_times_four_bytes(tiny_v2: Genotype) -> None:
+    estimate = estimate_memory(tiny_v2, batch=8)
+    assert estimate.weights_bytes == count_cost(tiny_v2).params * 4 == 14_234 * 4
+    assert estimate.total_bytes == estimate.weights_bytes + estimate.activation_bytes
+
+
+def test_a_network_that_does_not_fit_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cost_module, "available_memory_bytes", lambda device: 20 * 2**30)
+    with pytest.raises(InsufficientMemoryError) as caught:
+        check_fits_in_memory(_HUGE, batch=64)
+    estimate = estimate_memory(_HUGE, batch=64)
+    gib = [f"{n / 2**30:.1f} GiB" for n in (estimate.total_bytes, estimate.weights_bytes, estimate.activation_bytes)]
+    assert str(caught.value) == (
+        f"{_HUGE.arch_id} needs about {gib[0]} (weights {gib[1]} + activations {gib[2]} at batch 64, fp32) but "
+        "20.0 GiB is free in memory; lower the batch, the resolution or the widths"
+    )
+    small = BASELINES["shufflenet_v2_x1_0"].genotype
+    assert check_fits_in_memory(small, batch=8) == estimate_memory(small, batch=8)  # fits: the estimate
+
+
+def test_memory_estimate_rejects_bad_values(tiny_v2: Genotype) -> None:
+    with pytest.raises(ValueError, match="dtype 'fp8' unknown"):
+        estimate_memory(tiny_v2, dtype="fp8")
+    with pytest.raises(ValueError, match="batch 0: need at least 1"):
+        estimate_memory(tiny_v2, batch=0)
+    with pytest.raises(ValueError, match="device 'tpu' unknown"):
+        check_fits_in_memory(tiny_v2, device="tpu")
+
+
+def test_free_memory_is_memavailable_or_the_cgroup_limit(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       65536000 kB\nMemFree:  100 kB\nMemAvailable:   2097152 kB\n")
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    monkeypatch.setattr(cost_module, "_MEMINFO", meminfo)
+    monkeypatch.setattr(cost_module, "_CGROUP", cgroup)
+    assert available_memory_bytes("cpu") == 2 * 2**30  # no cgroup files: MemAvailable
+    (cgroup / "memory.max").write_text("max\n")
+    (cgroup / "memory.current").write_text("123\n")
+    assert available_memory_bytes("cpu") == 2 * 2**30  # no limit
+    (cgroup / "memory.max").write_text(f"{2**30}\n")
+    (cgroup / "memory.current").write_text(f"{2**28}\n")
+    assert available_memory_bytes("cpu") == 2**30 - 2**28  # the container's limit is tighter
+
+
+def test_free_gpu_memory_is_cudas_free_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert available_memory_bytes("cuda") is None  # no GPU: nothing to check (the target check says why)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (3 * 2**30, 80 * 2**30))
+    assert available_memory_bytes("cuda") == 3 * 2**30
+    with pytest.raises(InsufficientMemoryError, match=r"but 3.0 GiB is free on the GPU; lower the batch"):
+        check_fits_in_memory(BASELINES["shufflenet_v2_x1_0"].genotype, batch=4096, device="cuda")
+
+
+# ---- the cost range of a search space -------------------------------------------------------------------------
+def _random_samples(space: SearchSpace, count: int, seed: int) -> list[Genotype]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    return [space.sample(study.ask()) for _ in range(count)]
+
+
+@pytest.mark.parametrize(("budget", "resolution"), [(0.1, 32), (12.0, 32), (146.0, 224), (1e30, 64)])
+def test_every_sample_costs_between_the_spaces_extremes(budget: float, resolution: int) -> None:
+    space = SearchSpace(budget_mflops=budget, resolution=resolution)
+    low, high = cost_range(space)
+    for genotype in _random_samples(space, 40, seed=resolution):
+        cost = count_cost(genotype)
+        family, groups = genotype.stages[0].unit, genotype.stages[0].groups
+        smallest, largest = count_cost(space.smallest(family, groups)), count_cost(space.largest(family, groups))
+        for name in ("macs", "params", "memory_access", "operators", "peak_activation_bytes"):
+            value = getattr(cost, name)
+            assert (
+                getattr(low, name) <= getattr(smallest, name) <= value <= getattr(largest, name) <= getattr(high, name)
+            )

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from shufflenet_nas.errors import DeviceUnavailableError, ShuffleNetNASError, UsageError
+from shufflenet_nas.nas import cost as cost_module
 from shufflenet_nas.nas import latency
+from shufflenet_nas.nas.cost import InsufficientMemoryError
 from shufflenet_nas.nas.latency import (
     LatencyResult,
     MeasureConfig,
@@ -168,7 +170,8 @@ def test_channels_last_where_it_helps() -> None:
         ({"target": "onnxruntime", "dtype": "bf16"}, "--dtype bf16 is not supported on --target onnxruntime"),
         ({"runtime": "cudagraph"}, "--runtime cudagraph does not run on --target cpu; use eager"),
         ({"target": "gpu", "runtime": "onnxruntime"}, "use cudagraph or eager"),
-        ({"batch": 0}, "--batch 0"),
+        ({"batch": 0}, "batch 0: need at least 1"),
+        ({"batch": 100_000}, "batch 100000 is above the limit of 4096"),
         ({"threads": 0}, "--threads 0"),
         ({"max_time_s": 0}, "--max-time 0"),
         ({"rel_precision": 1.5}, "--precision 1.5"),
@@ -189,7 +192,23 @@ def test_gpu_target_without_gpu_is_a_device_error_not_a_cpu_fallback(tiny_v2) ->
         measure_latency(tiny_v2, config)
 
 
+def test_largest_batch_is_accepted() -> None:
+    assert MeasureConfig(batch=latency.MAX_BATCH).batch == 4096
+
+
 # ---- measuring on the CPU --------------------------------------------------------------------------------
+@pytest.mark.parametrize(("target", "device", "where"), [("cpu", "cpu", "in memory"), ("gpu", "cuda", "on the GPU")])
+def test_a_network_that_does_not_fit_is_refused_before_it_is_built(
+    tiny_v2, monkeypatch: pytest.MonkeyPatch, target: str, device: str, where: str
+) -> None:  # type: ignore[no-untyped-def]
+    asked = []
+    monkeypatch.setattr(cost_module, "available_memory_bytes", lambda device: asked.append(device) or 2**20)
+    monkeypatch.setattr(latency, "build", lambda genotype: pytest.fail("built a network that does not fit"))
+    with pytest.raises(InsufficientMemoryError, match=rf"at batch 64, fp32\) but 1.0 MiB is free {where}"):
+        measure_latency(tiny_v2, MeasureConfig(target, batch=64, **QUICK))
+    assert asked == [device]
+
+
 def test_cpu_measurement_carries_figures_and_provenance(tiny_v2) -> None:  # type: ignore[no-untyped-def]
     result = measure_latency(tiny_v2, MeasureConfig(batch=2, **QUICK))
     assert 0 < result.p10_ms <= result.median_ms <= result.p90_ms
@@ -325,3 +344,14 @@ def test_a_failing_child_is_an_error_and_is_replaced(
     with pytest.raises(ShuffleNetNASError, match=message):
         measure_latency(tiny_v1, MeasureConfig(isolate=True, **QUICK))
     assert worker.shut_down and latency._worker is None
+
+
+def test_a_child_that_finds_too_little_memory_reports_it_as_is_and_is_kept(
+    tiny_v1, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    error = InsufficientMemoryError("x needs about 2.0 GiB (...) but 1.0 GiB is free on the GPU; lower the batch")
+    worker = _FailingWorker(error)
+    monkeypatch.setattr(latency, "_worker", worker)
+    with pytest.raises(InsufficientMemoryError) as caught:
+        measure_latency(tiny_v1, MeasureConfig(isolate=True, **QUICK))
+    assert caught.value is error and not worker.shut_down and latency._worker is worker

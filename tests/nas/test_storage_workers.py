@@ -113,7 +113,9 @@ def test_a_worker_killed_mid_trial_loses_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cpu-12M-mixed/study.db'}"
     # a longer measurement, so that the kill lands inside a trial
     slower = ("--max-time", "0.3", "--results-dir", str(tmp_path))
-    worker = subprocess.Popen(_search("--n-trials", "40", *slower), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        _search("--n-trials", "40", *slower), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
     def mid_trial() -> bool:
         if worker.poll() is not None:
@@ -130,9 +132,7 @@ def test_a_worker_killed_mid_trial_loses_nothing(tmp_path: Path) -> None:
     before = optuna.load_study(study_name="cpu-12M-mixed", storage=url).trials
     killed = [t for t in before if t.state == TrialState.RUNNING]
     assert len(killed) == 1 and killed[0].user_attrs["worker"]["pid"] == worker.pid
-    resumed = subprocess.run(
-        _search("--n-trials", "3", *slower), capture_output=True, text=True, timeout=300
-    )
+    resumed = subprocess.run(_search("--n-trials", "3", *slower), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     after = optuna.load_study(study_name="cpu-12M-mixed", storage=url).trials
     for old in before:  # every completed trial intact

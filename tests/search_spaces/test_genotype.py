@@ -109,3 +109,55 @@ def test_resolve_arch_accepts_name_string_json_file(tmp_path) -> None:  # type: 
         resolve_arch(str(tmp_path / "missing.json"))
     with pytest.raises(ValueError, match="not a baseline name"):
         resolve_arch("resnet50")
+
+
+# ---- limits: checked on every path into a genotype, before anything is built ----------------------------------
+_V2 = "stem24s4-v2_n4_c116-v2_n8_c232-v2_n4_c464"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("stem24s4-v2_n4_c100000_g1_r0.5_k3", "stage 2: 100000 channels is above the limit of 8192"),
+        ("stem24s4-v2_n4_c116-v2_n8_c232-v2_n4_c8200", "stage 4: 8200 channels is above the limit of 8192"),
+        ("stem9000s4-v2_n4_c116", "stem: 9000 channels is above the limit of 8192"),
+        (f"{_V2}-head100000", "head: 100000 channels is above the limit of 8192"),
+        ("stem24s4-v2_n4_c116-v2_n257_c232", "stage 3: 257 repeats is above the limit of 256"),
+        ("stem8s1" + "-v2_n1_c16" * 9 + "-in4096", "genotype: 9 stages is above the limit of 8"),
+        (f"{_V2}-in100000", "input resolution 100000 is above the limit of 2048"),
+        (f"{_V2}-in0", "input resolution 0; need at least 1"),
+        (f"{_V2}-cls1000000", "classifier: 1000000 classes is above the limit of 100000"),
+    ],
+)
+def test_values_above_the_limits_are_rejected_by_name(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as error:
+        Genotype.from_string(text)
+    assert str(error.value) == message
+
+
+def test_json_and_the_constructor_check_the_limits_too() -> None:
+    data = json.loads(Genotype.from_string(_V2).to_json())
+    data["stages"][1]["out_channels"] = 100_000
+    with pytest.raises(ValueError, match=r"^stage 3: 100000 channels is above the limit of 8192$"):
+        Genotype.from_json(json.dumps(data))
+    with pytest.raises(ValueError, match=r"^classifier: 200000 classes is above the limit of 100000$"):
+        Genotype(24, (StageGene("v2", 4, 116),), num_classes=200_000)
+    with pytest.raises(ValueError, match=r"^stage 2: 1e\+30 channels is above the limit of 8192$"):
+        Genotype.from_dict({"stem_channels": 24, "stages": [{"unit": "v2", "repeats": 4, "out_channels": 1e30}]})
+
+
+def test_limits_themselves_are_accepted() -> None:
+    genotype = Genotype.from_string("stem8192s4-v2_n256_c8192-head8192-in2048-cls100000")
+    assert genotype.stem_channels == genotype.head_channels == genotype.stages[0].out_channels == 8192
+    assert (genotype.resolution, genotype.num_classes, genotype.stages[0].repeats) == (2048, 100_000, 256)
+
+
+def test_with_resolution_validates_and_gets_its_own_arch_id() -> None:
+    genotype = BASELINES["shufflenet_v2_x1_0"].genotype
+    assert genotype.arch_id  # computed and cached on the original
+    moved = genotype.with_resolution(160)
+    assert moved.arch_id == Genotype.from_string(str(moved)).arch_id != genotype.arch_id
+    with pytest.raises(ValueError, match="input resolution 100000 is above the limit of 2048"):
+        genotype.with_resolution(100_000)
+    with pytest.raises(ValueError, match="input resolution 16 is too small"):
+        genotype.with_resolution(16)

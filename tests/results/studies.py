@@ -1,0 +1,117 @@
+"""Tiny studies written the way `shufflenet-nas search` writes them (trial and study user attributes,
+constraints), without running a search: the summary's rules are tested on exact numbers."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from shufflenet_nas.search_spaces import BASELINES, Genotype
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SETTINGS: dict[str, Any] = {
+    "target": "cpu",
+    "budget_mflops": 146.0,
+    "params_budget": None,
+    "latency_budget_ms": None,
+    "proxy_floor": None,
+    "family": "mixed",
+    "proxy": "naswot",
+    "objective": "pareto",
+    "latency_mode": "measured",
+    "resolution": 224,
+    "num_classes": 1000,
+    "batch": 1,
+    "dtype": "fp32",
+    "runtime": None,
+    "threads": None,
+    "sampler": "tpe",
+    "seed": 0,
+}
+V1 = "V1-style"
+V2 = "V2-style"
+
+
+def genotype_for(family: str, variant: int) -> Genotype:
+    """A distinct, valid genotype of the family (a paper model with another stem width)."""
+    base = BASELINES["shufflenet_v2_x1_0" if family == V2 else "shufflenet_v1_g3_x1_0"].genotype
+    return dataclasses.replace(base, stem_channels=6 * (variant + 5))  # never 24, the papers' stem
+
+
+@dataclass
+class T:
+    """One trial: a searched architecture (``variant``) or a seeded paper model (``baseline``)."""
+
+    latency_ms: float | None = None
+    proxy: float | None = None
+    family: str = V2
+    variant: int = 0
+    baseline: str | None = None
+    feasible: bool = True
+    mflops: float = 140.0
+    params: int = 2_000_000
+    reward: float | None = None
+    state: optuna.trial.TrialState = optuna.trial.TrialState.COMPLETE
+    constraints: dict[str, float] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def genotype(self) -> Genotype:
+        return BASELINES[self.baseline].genotype if self.baseline else genotype_for(self.family, self.variant)
+
+
+def make_study(trials: list[T], storage: Any = None, name: str = "tiny", **settings: Any) -> optuna.Study:
+    """A study with the search's study attributes (``settings`` override them) and the given trials."""
+    values = {**SETTINGS, **settings}
+    objective = values["objective"]
+    values["metric_names"] = {"pareto": ["latency_ms", values["proxy"]], "latency": ["latency_ms"]}.get(
+        objective, ["reward"]
+    )
+    directions = {"pareto": ["minimize", "maximize"], "latency": ["minimize"]}.get(objective, ["maximize"])
+    study = optuna.create_study(storage=storage, study_name=name, directions=directions)
+    for key, value in values.items():
+        study.set_user_attr(key, value)
+    for t in trials:
+        study.add_trial(_frozen(t, objective))
+    return study
+
+
+def _frozen(t: T, objective: str) -> optuna.trial.FrozenTrial:
+    states = optuna.trial.TrialState
+    if t.state == states.WAITING:
+        return optuna.trial.create_trial(state=t.state, user_attrs={"baseline": t.baseline} if t.baseline else {})
+    genotype = t.genotype()
+    attrs: dict[str, Any] = {
+        "genotype": genotype.to_string(),
+        "arch_id": genotype.arch_id,
+        "family": genotype.family,
+        "mflops": t.mflops,
+        "params": t.params,
+        "feasible": t.feasible,
+    }
+    if t.baseline:
+        attrs["baseline"] = t.baseline
+    if t.latency_ms is not None:
+        attrs["latency_ms"] = t.latency_ms
+        attrs["latency"] = {"median_ms": t.latency_ms, "source": "measured"}
+    if t.proxy is not None:
+        attrs["proxy"] = t.proxy
+        attrs["proxies"] = {"naswot": t.proxy}
+    attrs.update(t.attrs)
+    values: list[float] | None = None
+    if t.state == states.COMPLETE:
+        if t.latency_ms is None:
+            values = [math.inf, -math.inf] if objective == "pareto" else [math.inf if objective == "latency" else -1e9]
+        elif objective == "pareto":
+            values = [t.latency_ms, t.proxy or 0.0]
+        elif objective == "latency":
+            values = [t.latency_ms]
+        else:
+            values = [t.reward if t.reward is not None else 0.0]
+    return optuna.trial.create_trial(
+        state=t.state, values=values, user_attrs=attrs, constraints={"mflops_over_budget": -1.0, **t.constraints}
+    )

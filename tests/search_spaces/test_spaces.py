@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import math
+import warnings
+
+import optuna
+import pytest
+
+from shufflenet_nas.search_spaces import Genotype, SearchSpace
+from shufflenet_nas.search_spaces.genotype import MAX_CHANNELS
+from shufflenet_nas.search_spaces.spaces import V1_GROUPS
+
+
+def _samples(space: SearchSpace, count: int, seed: int = 0) -> list[Genotype]:
+    """Random samples from an in-memory study: sampling builds nothing."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    return [space.sample(study.ask()) for _ in range(count)]
+
+
+@pytest.mark.parametrize("families", [("v1",), ("v2",), ("v1", "v2")])
+def test_an_enormous_budget_samples_only_valid_genotypes_within_the_channel_limit(families: tuple[str, ...]) -> None:
+    space = SearchSpace(families, budget_mflops=1e30)
+    for genotype in _samples(space, 50):  # each one validated on construction
+        widths = [genotype.stem_channels, genotype.head_channels, *(s.out_channels for s in genotype.stages)]
+        assert max(widths) <= MAX_CHANNELS
+        if genotype.family == "V1-style":
+            assert genotype.stem_channels < genotype.stages[0].out_channels < genotype.stages[1].out_channels
+    for family in families:
+        for index in range(3):
+            low, high = space.width_range(family, index)
+            assert low <= high <= MAX_CHANNELS
+
+
+@pytest.mark.parametrize("groups", V1_GROUPS)
+def test_v1_widths_at_the_cap_still_widen_and_divide_by_their_groups(groups: int) -> None:
+    genotype = SearchSpace(("v1",), budget_mflops=1e30).largest("v1", groups)
+    widths = [genotype.stem_channels, *(s.out_channels for s in genotype.stages)]
+    assert widths == sorted(set(widths)) and widths[-1] <= MAX_CHANNELS
+    assert all(width % math.lcm(2, groups) == 0 for width in widths)
+
+
+@pytest.mark.parametrize(("budget", "resolution"), [(0.1, 32), (146.0, 224), (1e30, 64)])
+@pytest.mark.parametrize(("family", "groups"), [("v2", 1), *(("v1", g) for g in V1_GROUPS)])
+def test_smallest_and_largest_are_samples_a_fixed_trial_replays(
+    budget: float, resolution: int, family: str, groups: int
+) -> None:
+    space = SearchSpace(budget_mflops=budget, resolution=resolution)
+    for largest in (False, True):
+        trial = space._extreme_trial(family, groups, largest)
+        genotype = space.sample(trial)
+        assert genotype == (space.largest if largest else space.smallest)(family, groups)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # FixedTrial warns about a value outside a parameter's range
+            assert space.sample(optuna.trial.FixedTrial(trial.params)) == genotype
+        assert {s.kernel for s in genotype.stages} == ({7} if largest else {3})
+        assert {s.se for s in genotype.stages} == {largest}
+
+
+def test_smallest_and_largest_bound_the_depths_and_widths_of_samples() -> None:
+    space = SearchSpace(("v2",), budget_mflops=40, resolution=64)
+    smallest, largest = space.smallest("v2"), space.largest("v2")
+    for genotype in _samples(space, 30, seed=3):
+        for low, stage, high in zip(smallest.stages, genotype.stages, largest.stages, strict=True):
+            assert low.repeats <= stage.repeats <= high.repeats
+            assert low.out_channels <= stage.out_channels <= high.out_channels
+        assert smallest.head_channels <= genotype.head_channels <= largest.head_channels
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"resolution": 100_000}, "input resolution 100000 is above the limit of 2048"),
+        ({"resolution": 4}, "input resolution 4 is too small for the space; use at least 8"),
+        ({"budget_mflops": math.inf}, "budget must be a positive number, got inf MFLOPs"),
+        ({"budget_mflops": math.nan}, "budget must be a positive number, got nan MFLOPs"),
+        ({"budget_mflops": 0}, "budget must be a positive number"),
+        ({"num_classes": 0}, "classifier: 0 classes; need at least 1"),
+        ({"num_classes": 200_000}, "classifier: 200000 classes is above the limit of 100000"),
+        ({"families": ("v3",)}, "families must be drawn from"),
+    ],
+)
+def test_a_space_out_of_limits_is_rejected(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError) as error:
+        SearchSpace(**values)  # type: ignore[arg-type]
+    assert str(error.value).startswith(message)
+
+
+def test_extremes_of_a_family_or_groups_the_space_lacks_are_rejected() -> None:
+    with pytest.raises(ValueError, match="family 'v1' is not in this space"):
+        SearchSpace(("v2",)).smallest("v1")
+    with pytest.raises(ValueError, match="groups=5 is not in the v1 space"):
+        SearchSpace().largest("v1", 5)
+    with pytest.raises(ValueError, match="groups=2 is not in the v2 space"):
+        SearchSpace().largest("v2", 2)
