@@ -26,7 +26,7 @@ from typing import Any
 import optuna
 
 from shufflenet_nas.errors import ShuffleNetNASError, UsageError, mask_password
-from shufflenet_nas.nas.cost import Cost, count_cost
+from shufflenet_nas.nas.cost import Cost, InsufficientMemoryError, check_fits_in_memory, cost_range, count_cost
 from shufflenet_nas.nas.latency import RUNTIMES, MeasureConfig, measure_latency
 from shufflenet_nas.nas.lut import LatencyTable
 from shufflenet_nas.nas.proxies import DEFAULT_PROXY, compute_proxies
@@ -65,7 +65,7 @@ _RESUME_KEYS = (
     "space",
     "data",
 )
-_STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+_-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -112,9 +112,14 @@ class SearchConfig:
             raise UsageError(f"--resolution {self.resolution} is too small; use 32 or more")
         if not _STUDY_NAME.fullmatch(self.study_name):
             raise UsageError(
-                f"study name {self.study_name!r} is not a name: use up to 128 letters, digits, '.', '_' or '-', "
+                f"study name {self.study_name!r} is not a name: use up to 128 letters, digits, '.', '+', '_' or '-', "
                 "starting with a letter or digit (the study's folder is <results-dir>/<name>)"
             )
+        try:
+            space = self.space  # checks the budget, resolution and classes
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        check_budget_reachable(space, self)
         if self.proxy_floor is not None and self.proxy_floor not in BASELINES:
             try:
                 float(self.proxy_floor)
@@ -189,6 +194,29 @@ def create_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
     return optuna.samplers.RandomSampler(seed=seed)
+
+
+def check_budget_reachable(space: SearchSpace, config: SearchConfig) -> None:
+    """Refuse budgets that no architecture of the space meets, or that every one meets by far (then the space's
+    size limits, not the budget, would decide), before anything is created."""
+    low, high = cost_range(space)
+    where = f"at {config.resolution} px, family {config.family}"
+    if config.budget_flops < low.macs:
+        raise ShuffleNetNASError(
+            f"budget {config.budget_mflops:g} MFLOPs is below the smallest architecture of the space "
+            f"({low.mflops:.2f} MFLOPs {where}); raise --budget to at least {math.ceil(low.mflops * 100) / 100:g}M "
+            "or lower --resolution"
+        )
+    if config.params_budget is not None and config.params_budget < low.params:
+        raise ShuffleNetNASError(
+            f"params budget {config.params_budget:,.0f} is below the smallest architecture of the space "
+            f"({low.params:,} params {where}); raise --params-budget"
+        )
+    if config.budget_flops > high.macs:
+        raise ShuffleNetNASError(
+            f"budget {config.budget_mflops:g} MFLOPs is above the largest architecture the space can build "
+            f"({high.mflops:,.0f} MFLOPs {where}); give at most {math.floor(high.mflops):d}M"
+        )
 
 
 def open_storage(config: SearchConfig) -> optuna.storages.RDBStorage:
@@ -369,7 +397,10 @@ class Objective:
         its reason in the ``failure_reason`` attribute (the search goes on)."""
         try:
             with self.guard.region():
+                check_fits_in_memory(genotype)  # the proxies build it on the CPU (measuring checks its device)
                 evaluation = self._evaluate(genotype, trial)
+        except InsufficientMemoryError as error:
+            raise self._failed(trial, attrs, str(error)) from None
         except (MemoryError, RuntimeError) as error:  # torch's out-of-memory errors are RuntimeErrors
             reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'out of memory'}"
             raise self._failed(trial, attrs, reason) from None

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from shufflenet_nas.errors import ShuffleNetNASError, mask_password
 
 REFRESH_EVERY = 50  # trials between looks at what other workers stored
-SCHEMA_RACE_RETRIES = 5  # tries to open a database that other workers are creating at the same moment
+SCHEMA_RACE_RETRIES = 10  # tries to open a database that other workers are creating at the same moment
 SQLITE_BUSY_TIMEOUT_S = 60.0  # how long a SQLite writer waits for another's transaction
 HEARTBEAT_INTERVAL_S = 5  # a running trial's heartbeat in the storage (RDB storages, measured searches)
 GRACE_PERIOD_S = 30  # a running trial silent this long belongs to a killed worker: failed, then retried once
@@ -72,10 +72,11 @@ def make_storage(url: str, heartbeat: bool = False) -> optuna.storages.RDBStorag
             if attempt == SCHEMA_RACE_RETRIES - 1:
                 raise
             time.sleep(0.1 * (attempt + 1))
-        except ModuleNotFoundError as error:
+        except ImportError as error:  # Optuna wraps the driver's ModuleNotFoundError
+            missing = getattr(error.__cause__, "name", None) or getattr(error, "name", None) or "a database driver"
+            hint = _DRIVER_HINTS.get(missing, f"pip install {missing}")
             raise ShuffleNetNASError(
-                f"storage {mask_password(url)} needs the database driver {error.name!r}: "
-                f"{_DRIVER_HINTS.get(str(error.name), f'pip install {error.name}')}"
+                f"storage {mask_password(url)} needs the database driver {missing!r}: {hint}"
             ) from None
     if sqlite:
         _serialise_sqlite_transactions(storage.engine)
