@@ -486,7 +486,12 @@ def device_lock(target: str) -> Iterator[None]:
         yield
         return
     path = Path(tempfile.gettempdir()) / f"shufflenet-nas-{target}.lock"
-    with path.open("a") as handle:
+    try:
+        handle = path.open("a")
+    except OSError:  # e.g. another user's lock file: time without it
+        yield
+        return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

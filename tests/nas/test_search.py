@@ -254,3 +254,25 @@ def test_interrupt_guard_defers_a_signal_outside_computation(signum: int, exit_c
             pass  # raised at the next computation
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_device_lock_lets_one_process_time_at_a_time() -> None:
+    import threading
+
+    from shufflenet_nas.nas.search import device_lock
+
+    held = threading.Event()
+
+    def holder() -> None:
+        with device_lock("test-target"):
+            held.set()
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait()
+    started = time.perf_counter()
+    with device_lock("test-target"):  # a second open file of the same lock: waits for the first
+        waited = time.perf_counter() - started
+    thread.join()
+    assert waited >= 0.2
