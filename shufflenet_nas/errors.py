@@ -3,11 +3,12 @@
 import re
 
 _URL_PASSWORD = re.compile(r"(\b[A-Za-z][\w+.-]*://[^:/@\s]*:)\S*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]*", re.IGNORECASE)
 
 
 def mask_password(text: str) -> str:
     """``text`` with the password of every URL in it (``scheme://user:password@host``) replaced by ``***``."""
-    return _URL_PASSWORD.sub(r"\1***@", text)
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
 
 
 class ShuffleNetNASError(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -126,8 +127,10 @@ def search(
     )
     if n_trials is not None and n_trials < 1:
         raise UsageError(f"--n-trials {n_trials}: give at least 1")
-    if workers < 1:
-        raise UsageError(f"--workers {workers}: give at least 1")
+    if not 1 <= workers <= (os.cpu_count() or 1):
+        raise UsageError(f"--workers {workers}: give 1 to {os.cpu_count()} (this machine's logical CPUs)")
+    if timeout is not None and not 0 < timeout < float("inf"):
+        raise UsageError(f"--timeout {timeout}: give a positive number of seconds")
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress bar and messages say what happens
     from_data = " (from --data)" if dataset is not None and resolution_option is None else ""
     err.print(

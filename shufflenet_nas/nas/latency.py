@@ -141,7 +141,11 @@ class MeasureConfig:
             raise UsageError(f"batch {self.batch} is above the limit of {MAX_BATCH}")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads {self.threads}: need at least 1 (or leave it out for the physical cores)")
-        if self.max_time_s <= 0:
+        if self.threads is not None and self.threads > (os.cpu_count() or 1):
+            raise UsageError(
+                f"--threads {self.threads}: this machine has {os.cpu_count()} logical CPUs; use at most that"
+            )
+        if not math.isfinite(self.max_time_s) or self.max_time_s <= 0:
             raise UsageError(f"--max-time {self.max_time_s}: need a positive number of seconds")
         if not 0 < self.rel_precision < 1:
             raise UsageError(f"--precision {self.rel_precision}: need a fraction between 0 and 1, e.g. 0.01")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from shufflenet_nas.errors import ShuffleNetNASError, UsageError, mask_password
 from shufflenet_nas.nas.cost import Cost, InsufficientMemoryError, check_fits_in_memory, cost_range, count_cost
@@ -122,10 +123,11 @@ class SearchConfig:
         check_budget_reachable(space, self)
         if self.proxy_floor is not None and self.proxy_floor not in BASELINES:
             try:
-                float(self.proxy_floor)
+                if not math.isfinite(float(self.proxy_floor)):
+                    raise ValueError
             except ValueError:
                 raise UsageError(
-                    f"--proxy-floor {self.proxy_floor!r} is neither a number nor a baseline name; "
+                    f"--proxy-floor {self.proxy_floor!r} is neither a finite number nor a baseline name; "
                     "e.g. 107.5 or shufflenet_v2_x1_0 (see `shufflenet-nas baselines`)"
                 ) from None
 
@@ -239,18 +241,30 @@ def open_or_create_study(config: SearchConfig, storage: optuna.storages.BaseStor
         study = optuna.load_study(study_name=config.study_name, storage=storage, sampler=sampler)
         _check_recorded_settings(study, config)
         recover_stale_trials(study, storage)
+        _enqueue_missing_baselines(study, config)
         return study
     _record_settings(study, config)
-    if config.seed_baselines:
-        for name in fitting_baselines(config):
-            study.enqueue_trial({}, user_attrs={"baseline": name})
     return study
 
 
+def _enqueue_missing_baselines(study: optuna.Study, config: SearchConfig) -> None:
+    """Enqueue each fitting paper model that has no trial that completed it, waits for it or runs it (seeding
+    that its creator did not finish, or a baseline interrupted more than once, is made up on a resume)."""
+    if not config.seed_baselines:
+        return
+    pending = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+    present = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False, states=pending)}
+    for name in fitting_baselines(config):
+        if name not in present:
+            study.enqueue_trial({}, user_attrs={"baseline": name})
+
+
 def _record_settings(study: optuna.Study, config: SearchConfig) -> None:
+    """The settings, then the baselines, then ``metric_names``: its presence marks a complete, seeded study."""
     for key, value in config.study_attrs().items():
         study.set_user_attr(key, value)
-    study.set_user_attr("metric_names", config.metric_names)  # last: its presence marks a complete record
+    _enqueue_missing_baselines(study, config)
+    study.set_user_attr("metric_names", config.metric_names)
 
 
 def _check_recorded_settings(study: optuna.Study, config: SearchConfig) -> None:
@@ -274,6 +288,9 @@ def _check_recorded_settings(study: optuna.Study, config: SearchConfig) -> None:
             f"study {config.study_name!r} was made with {details}; "
             "resume it with the same options or pick a new --study name"
         )
+    for key in _RESUME_KEYS:  # a study made before a setting was recorded: record it now, check it later
+        if key not in recorded:
+            study.set_user_attr(key, wanted[key])
 
 
 def _difference(key: str, recorded: Any, wanted: Any) -> str:
@@ -420,7 +437,7 @@ class Objective:
         attrs: dict[str, Any] = {}
         if self.table is not None:
             estimated = self.table.estimated
-            attrs["latency_ms"] = self.table.predict_ms(genotype, estimate=True)
+            attrs["latency_ms"] = float(self.table.predict_ms(genotype, estimate=True))  # not numpy: stored as JSON
             attrs["latency"] = {
                 "median_ms": attrs["latency_ms"],
                 "source": "lut",
@@ -515,6 +532,7 @@ def run_search(
     timeout: float | None,
     callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
     data: Any = None,
+    worker: int = 0,
 ) -> optuna.Study:
     """Create or resume the study and run trials (a lookup-table search on a write-behind copy: ``WriteBehind``).
 
@@ -525,6 +543,10 @@ def run_search(
     """
     storage = open_storage(config)
     study = open_or_create_study(config, storage)
+    if config.seed is not None:  # a stream of its own per resume and per worker, reproducible from the history
+        study.sampler = create_sampler(
+            config.sampler, config.seed + 7919 * worker + len(study.get_trials(deepcopy=False))
+        )
     copy = WriteBehind(study, storage) if config.latency_mode == "lut" else None
     running = copy.live if copy else study
     objective = Objective(config, running, data)
@@ -557,16 +579,16 @@ def run_workers(
     created (settings recorded, baselines enqueued) before they start; only one process times on the device at
     a time (``device_lock``). ``on_progress`` gets the number of trials finished so far, a few times a second.
     SIGINT / SIGTERM stop every worker (each keeps its finished trials) and raise ``Interrupted``."""
-    if workers < 1:
-        raise UsageError(f"workers={workers}: need at least 1")
+    if not 1 <= workers <= (os.cpu_count() or 1):
+        raise UsageError(f"workers={workers}: need 1 to {os.cpu_count()} (this machine's logical CPUs)")
     open_or_create_study(config, open_storage(config))
     context = multiprocessing.get_context("spawn")
     done = context.Value("i", 0)
     errors = context.SimpleQueue()
     shares = [n_trials // workers + (index < n_trials % workers) for index in range(workers)]
     processes = [
-        context.Process(target=_worker, args=(config, share, timeout, done, errors), daemon=True)
-        for share in shares
+        context.Process(target=_worker, args=(config, index, share, timeout, done, errors), daemon=True)
+        for index, share in enumerate(shares)
         if share
     ]
     guard = InterruptGuard()
@@ -595,7 +617,7 @@ def run_workers(
     return optuna.load_study(study_name=config.study_name, storage=open_storage(config))
 
 
-def _worker(config: SearchConfig, n_trials: int, timeout: float | None, done: Any, errors: Any) -> None:
+def _worker(config: SearchConfig, index: int, n_trials: int, timeout: float | None, done: Any, errors: Any) -> None:
     """One spawned worker of ``run_workers``: its trials, counted in ``done``; a failure's message in ``errors``."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -609,7 +631,7 @@ def _worker(config: SearchConfig, n_trials: int, timeout: float | None, done: An
             from shufflenet_nas.nas.data import load_dataset
 
             data = load_dataset(config.data)
-        run_search(config, n_trials, timeout, callbacks=[count], data=data)
+        run_search(config, n_trials, timeout, callbacks=[count], data=data, worker=index)
     except Interrupted as interrupt:
         raise SystemExit(interrupt.exit_code) from None
     except Exception as error:

@@ -37,7 +37,7 @@ GRACE_PERIOD_S = 30  # a running trial silent this long belongs to a killed work
 _DRIVER_HINTS = {
     "psycopg": "pip install 'psycopg[binary]' (or 'shufflenet-nas[postgres]')",
     "psycopg2": "pip install psycopg2-binary, or write postgresql+psycopg://... with psycopg 3",
-    "pymysql": "pip install pymysql",
+    "MySQLdb": "pip install mysqlclient, or write mysql+pymysql://... with pymysql",
 }
 
 
@@ -173,15 +173,15 @@ class WriteBehind:
         """Store every finished trial of the copy not stored yet (usable as an Optuna callback); refresh."""
         trials = self.live.get_trials(deepcopy=False)
         while self.written < len(trials) and trials[self.written].state.is_finished():
-            if self.written not in self.taken_in:
-                self.stored.add(self._store(trials[self.written]))
+            if self.written not in self.taken_in and (number := self._store(trials[self.written])) is not None:
+                self.stored.add(number)
             self.written += 1
         if self.written >= self.refreshed_at + REFRESH_EVERY:
             self.refreshed_at = self.written
             self._take_in_stored()
 
-    def _store(self, trial: FrozenTrial) -> int:
-        """Write one finished trial; its stored number."""
+    def _store(self, trial: FrozenTrial) -> int | None:
+        """Write one finished trial; its stored number (None: an enqueued trial that another worker ran)."""
         number = self.enqueued.pop(trial.number, None)
         if number is not None:  # an enqueued baseline: complete the stored waiting trial, unless another took it
             trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
@@ -197,6 +197,7 @@ class WriteBehind:
                     self.storage.set_trial_intermediate_value(trial_id, step, value)
                 self.storage.set_trial_state_values(trial_id, trial.state, trial.values)
                 return number
+            return None  # another worker claimed and ran it: its result is the record
         session = self.storage.scoped_session()
         try:  # numbered as Optuna numbers a trial, inside the insert's transaction
             models.StudyModel.find_or_raise_by_id(self.study_id, session, for_update=True)  # one writer (PostgreSQL)

@@ -36,6 +36,12 @@ CASES = [
     (["describe", "shufflenet_v2_x1_0", "--resolution", "100000"], 2, "above the limit of 2048"),
     (["measure", "shufflenet_v2_x1_0", "--resolution", "100000"], 2, "above the limit of 2048"),
     (["show", "nowhere"], 2, "holds no study.db"),
+    (["search", *TINY, "--storage", f"postgresql://user@127.0.0.1:1/db?password={SECRET}"], 1, "127.0.0.1"),
+    (["search", *TINY, "--threads", "100000"], 2, "--threads 100000"),
+    (["search", *TINY, "--max-time", "nan"], 2, "--max-time nan"),
+    (["search", *TINY, "--proxy-floor", "nan"], 2, "--proxy-floor 'nan'"),
+    (["search", *TINY, "--timeout", "-1"], 2, "--timeout -1"),
+    (["search", *TINY, "--workers", "100000"], 2, "--workers 100000"),
 ]
 
 

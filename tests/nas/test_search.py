@@ -91,7 +91,7 @@ def test_a_baseline_proxy_floor_keeps_weaker_architectures_out_of_the_results(tm
 
 def test_proxy_floor_takes_a_number_or_a_baseline_name(tmp_path: Path) -> None:
     assert tiny_config(tmp_path, proxy_floor="1.5e6").proxy_floor == "1.5e6"
-    with pytest.raises(UsageError, match="--proxy-floor 'fast' is neither a number nor a baseline name"):
+    with pytest.raises(UsageError, match="--proxy-floor 'fast' is neither a finite number nor a baseline name"):
         tiny_config(tmp_path, proxy_floor="fast")
 
 
