@@ -133,5 +133,5 @@ def test_a_waiting_trial_another_worker_took_is_not_stored_twice(tmp_path: Path)
     waiting = study.trials[0]
     storage.set_trial_state_values(waiting._trial_id, TrialState.RUNNING)  # another worker claimed it
     copy.live.optimize(objective, n_trials=2, callbacks=[copy.write])
-    assert [t.state for t in study.trials][0] == TrialState.RUNNING  # the other worker's to finish
+    assert study.trials[0].state == TrialState.RUNNING  # the other worker's to finish
     assert len(study.trials) == 2 and study.trials[1].params["x"] != 5  # only the sampled trial was added
