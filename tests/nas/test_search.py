@@ -276,3 +276,15 @@ def test_device_lock_lets_one_process_time_at_a_time() -> None:
         waited = time.perf_counter() - started
     thread.join()
     assert waited >= 0.2
+
+
+def test_a_resume_enqueues_the_baselines_that_never_ran(tmp_path: Path) -> None:
+    """Seeding cut short (here: a study made without it) is made up on the next resume, once."""
+    from shufflenet_nas.nas.search import open_or_create_study, open_storage
+
+    config = tiny_config(tmp_path)
+    study = open_or_create_study(tiny_config(tmp_path, seed_baselines=False), open_storage(config))
+    assert study.trials == []
+    for _ in range(2):
+        study = open_or_create_study(config, open_storage(config))
+    assert [t.user_attrs["baseline"] for t in study.trials] == fitting_baselines(config)

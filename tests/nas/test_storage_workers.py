@@ -165,3 +165,22 @@ def test_a_stale_trial_is_failed_and_retried_by_the_heartbeat(tmp_path: Path, mo
     assert first.state == TrialState.FAIL and retry.state == TrialState.WAITING
     assert retry.user_attrs == {"retry_of": 0}
     assert retry.system_attrs["fixed_params"] == first.params
+
+
+def test_lookup_table_workers_run_each_baseline_once(tmp_path: Path) -> None:
+    """Two lookup-table workers (write-behind copies) under a latency budget: each baseline stored once."""
+    lut = ("--latency", "lut", "--latency-budget", "100ms", "--workers", "2", "--n-trials", "16")
+    result = subprocess.run(
+        _search(*lut, "--results-dir", str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    trials = optuna.load_study(study_name="cpu-12M-mixed", storage=f"sqlite:///{tmp_path / 'cpu-12M-mixed/study.db'}")
+    numbers = sorted(t.number for t in trials.trials)
+    # both copies run the 6 waiting baselines; the second to finish one drops its result: 6 + 2 x 2 sampled
+    assert numbers == list(range(len(numbers))) and len(numbers) >= 10
+    baselines = [t.user_attrs["baseline"] for t in trials.trials if "baseline" in t.user_attrs]
+    assert baselines and sorted(baselines) == sorted(set(baselines))
+    assert all(t.state == TrialState.COMPLETE for t in trials.trials)
