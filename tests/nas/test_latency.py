@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -95,7 +96,10 @@ def test_default_runtime_per_target_and_eager_on_request() -> None:
 
 def test_threads_default_to_one_and_are_set_explicitly() -> None:
     assert MeasureConfig().resolved_threads == 1
-    assert MeasureConfig(threads=3).resolved_threads == 3
+    cores = os.cpu_count() or 1
+    assert MeasureConfig(threads=cores).resolved_threads == cores
+    with pytest.raises(UsageError, match="use at most that"):
+        MeasureConfig(threads=cores + 1)  # more threads than CPUs only oversubscribes (5000 hung, 100000 crashed)
 
 
 def test_normalisation_defaults_on_except_on_gpu() -> None:
