@@ -13,7 +13,6 @@ import statistics
 import time
 
 from shufflenet_nas.nas.cost import replayed_cost, traced_cost
-from shufflenet_nas.nas.lut import sample_architectures
 from shufflenet_nas.search_spaces import SearchSpace
 from shufflenet_nas.search_spaces.plan import network_plan
 
@@ -23,7 +22,7 @@ def main() -> None:
     parser.add_argument("--architectures", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    genotypes = sample_architectures(SearchSpace(budget_mflops=146), args.architectures, seed=0)
+    genotypes = SearchSpace(budget_mflops=146).sample_architectures(args.architectures, seed=0)
     parts = list(dict.fromkeys(spec for genotype in genotypes for spec in network_plan(genotype)))
     timings: dict[str, list[float]] = {"traced": [], "replayed": []}
     for _ in range(args.rounds):

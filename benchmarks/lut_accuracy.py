@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from shufflenet_nas.nas.latency import MeasureConfig
-from shufflenet_nas.nas.lut import CALIBRATION_NETWORKS, Evaluation, LatencyTable, compare, sample_architectures
+from shufflenet_nas.nas.lut import CALIBRATION_NETWORKS, Evaluation, LatencyTable, compare
 from shufflenet_nas.search_spaces import SearchSpace
 from shufflenet_nas.units import parse_flops
 
@@ -55,7 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         table = LatencyTable.open(config, args.cache_dir or Path(scratch))
         begin = time.perf_counter()
-        calibration_set = sample_architectures(space, args.calibration, seed=0)
+        calibration_set = space.sample_architectures(args.calibration, seed=0)
         fit = table.calibrate(calibration_set)
         print(
             f"calibrated on {len(calibration_set)} networks in {time.perf_counter() - begin:.0f} s: "
@@ -63,7 +63,7 @@ def main() -> None:
             flush=True,
         )
         seen = {g.arch_id for g in calibration_set}
-        candidates = sample_architectures(space, args.samples + len(seen), seed=args.seed)
+        candidates = space.sample_architectures(args.samples + len(seen), seed=args.seed)
         genotypes = [g for g in candidates if g.arch_id not in seen][: args.samples]
         comparisons = []
         for index, genotype in enumerate(genotypes, start=1):
@@ -82,7 +82,7 @@ def main() -> None:
         if args.estimate:
             print(f"\nestimating missing parts from the {len(table)} measured ones:", flush=True)
             seen |= {g.arch_id for g in genotypes}
-            others = sample_architectures(space, args.estimate + len(seen), seed=args.seed + 1)
+            others = space.sample_architectures(args.estimate + len(seen), seed=args.seed + 1)
             others = [g for g in others if g.arch_id not in seen][: args.estimate]
             estimates = []
             for index, genotype in enumerate(others, start=1):

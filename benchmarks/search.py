@@ -28,7 +28,7 @@ import optuna
 
 from shufflenet_nas.nas.cost import count_cost
 from shufflenet_nas.nas.latency import MeasureConfig, measure_latency
-from shufflenet_nas.nas.lut import LatencyTable, sample_architectures
+from shufflenet_nas.nas.lut import LatencyTable
 from shufflenet_nas.nas.proxies import DEFAULT_PROXY, compute_proxies
 from shufflenet_nas.nas.search import SearchConfig, run_search
 from shufflenet_nas.results.summary import remeasure_front, summarise
@@ -121,7 +121,7 @@ def main() -> None:
 
     start = time.perf_counter()
     table = LatencyTable.open(search_measure)
-    for genotype in sample_architectures(SearchSpace(budget_mflops=146), args.table_architectures, seed=args.seed):
+    for genotype in SearchSpace(budget_mflops=146).sample_architectures(args.table_architectures, seed=args.seed):
         table.predict_ms(genotype)
     print(
         f"lookup table: {len(table)} parts from {args.table_architectures} random architectures in "

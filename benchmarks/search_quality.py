@@ -23,7 +23,7 @@ from pathlib import Path
 import optuna
 
 from shufflenet_nas.nas.latency import MeasureConfig
-from shufflenet_nas.nas.lut import LatencyTable, sample_architectures
+from shufflenet_nas.nas.lut import LatencyTable
 from shufflenet_nas.nas.search import SearchConfig, run_search
 from shufflenet_nas.results.summary import summarise
 from shufflenet_nas.search_spaces import SearchSpace, spaces
@@ -56,7 +56,7 @@ def main() -> None:
     os.environ["SHUFFLENET_NAS_CACHE_DIR"] = str(args.cache_dir or work / "lut")
     measure = MeasureConfig(target="cpu", max_time_s=0.5, rel_precision=0.01)  # the search's defaults
     table = LatencyTable.open(measure)
-    for genotype in sample_architectures(SearchSpace(budget_mflops=146), args.table_architectures, seed=0):
+    for genotype in SearchSpace(budget_mflops=146).sample_architectures(args.table_architectures, seed=0):
         table.predict_ms(genotype)  # measures what the table lacks (nothing, for a table built the same way)
     if args.stem_range:  # after the table is built: it stays the same table
         spaces.STEM_RANGE = tuple(map(int, args.stem_range.split(",")))

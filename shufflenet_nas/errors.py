@@ -1,4 +1,10 @@
-"""One exception root. The CLI turns these into one-line messages and exit codes."""
+"""The library's exceptions. They speak Python (parameter names and values); ``cli/`` alone turns them into
+command-line flags, one-line messages and exit codes.
+
+Convention: a message names a parameter as the Python API spells it followed by ``=`` and its value
+(``dtype='fp16' is not supported with target='cpu'; use dtype='fp32'``), or a bare parameter name in
+backquotes (```data``` is needed). The CLI rewrites both forms for the parameters it maps to flags.
+"""
 
 import re
 
@@ -12,16 +18,15 @@ def mask_password(text: str) -> str:
 
 
 class ShuffleNetNASError(Exception):
-    """A domain error (exit code 1): the input was well-formed but the job cannot be done."""
-
-    exit_code = 1
+    """A domain error: the input was well-formed but the job cannot be done."""
 
 
-class UsageError(ShuffleNetNASError):
-    """A malformed argument (exit code 2): the message names the value and the accepted forms."""
-
-    exit_code = 2
+class InvalidArgumentError(ShuffleNetNASError, ValueError):
+    """A malformed or out-of-range argument; the message names the parameter, its value and what is accepted."""
 
 
 class DeviceUnavailableError(ShuffleNetNASError):
     """The requested target (GPU, ONNX Runtime) is not available on this machine."""
+
+
+UsageError = InvalidArgumentError  # transition alias while the modules move over (issue 11); removed after

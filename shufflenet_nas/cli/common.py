@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from shufflenet_nas.errors import ShuffleNetNASError, UsageError, mask_password
+from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError, UsageError, mask_password
 from shufflenet_nas.search_spaces import Genotype, resolve_arch
 
 # Data goes to stdout; progress, tables meant for people and diagnostics go to stderr when --json is on.
@@ -66,7 +66,7 @@ class ErrorHandlingGroup(TyperGroup):
             if os.environ.get("SHUFFLENET_NAS_DEBUG") == "1":
                 raise
             err.print(f"[red]error:[/red] {escape(mask_password(str(error)))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(error.exit_code) from None
+            raise typer.Exit(2 if isinstance(error, InvalidArgumentError) else 1) from None
         except Exception as error:
             if os.environ.get("SHUFFLENET_NAS_DEBUG") == "1":
                 raise

@@ -18,7 +18,7 @@ from shufflenet_nas.cli.catalog import space_from_options
 from shufflenet_nas.cli.common import ArchArgument, JsonOption, arch_from_argument, err, out, print_json
 from shufflenet_nas.errors import UsageError
 from shufflenet_nas.nas.latency import MeasureConfig, check_target, default_cache_dir, measure_latency
-from shufflenet_nas.nas.lut import Evaluation, LatencyTable, compare, sample_architectures
+from shufflenet_nas.nas.lut import Evaluation, LatencyTable, compare
 
 TargetOption = Annotated[
     str, typer.Option("--target", help="cpu (PyTorch eager), gpu (CUDA) or onnxruntime (its CPU provider).")
@@ -196,7 +196,7 @@ def lut_build(
     if rebuild:
         table.clear()
     before, started = len(table), time.perf_counter()
-    genotypes = sample_architectures(space, samples, seed)
+    genotypes = space.sample_architectures(samples, seed)
     with _progress() as progress:
         for genotype in progress.track(genotypes, description="measuring parts"):
             table.parts_ms(genotype)
@@ -254,7 +254,7 @@ def lut_eval(
     space = space_from_options(budget, resolution)
     table = LatencyTable.open(config, cache_dir or default_cache_dir())
     calibrated = {network for network, _, _ in table.calibration(resolution).networks}
-    genotypes = [g for g in sample_architectures(space, samples + len(calibrated), seed) if str(g) not in calibrated]
+    genotypes = [g for g in space.sample_architectures(samples + len(calibrated), seed) if str(g) not in calibrated]
     comparisons = []
     with _progress() as progress:
         for genotype in progress.track(genotypes[:samples], description="predict vs measure"):

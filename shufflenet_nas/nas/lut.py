@@ -266,7 +266,8 @@ class LatencyTable:
     def calibration(self, resolution: int) -> Calibration:
         """The resolution's calibration; fitted on ``CALIBRATION_NETWORKS`` sampled networks if missing."""
         if resolution not in self.calibrations:
-            self.calibrate(sample_architectures(SearchSpace(resolution=resolution), CALIBRATION_NETWORKS))
+            space = SearchSpace(resolution=resolution)
+            self.calibrate(space.sample_architectures(CALIBRATION_NETWORKS, CALIBRATION_SEED))
         return self.calibrations[resolution]
 
     def calibrate(self, genotypes: Sequence[Genotype]) -> Calibration:
@@ -341,25 +342,6 @@ class LatencyTable:
 
 
 # ---- sampling and evaluation ---------------------------------------------------------------------------
-def sample_architectures(space: SearchSpace, count: int, seed: int = CALIBRATION_SEED) -> list[Genotype]:
-    """``count`` distinct random architectures of ``space`` (an Optuna RandomSampler study's trials)."""
-    import optuna
-
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    found: dict[str, Genotype] = {}
-    for _ in range(20 * count):
-        genotype = space.sample(study.ask())
-        found.setdefault(genotype.arch_id, genotype)
-        if len(found) == count:
-            break
-    return list(found.values())
-
-
 @dataclass(frozen=True)
 class Comparison:
     """Predicted vs measured latency of one network."""

@@ -131,21 +131,6 @@ def validate_against_paper(
     )
 
 
-def sample_architectures(space: SearchSpace, samples: int, seed: int) -> list[Genotype]:
-    """``samples`` distinct genotypes drawn by optuna's seeded random sampler from ``space``."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    found: dict[str, Genotype] = {}
-    for _ in range(samples * 20):
-        genotype = space.sample(study.ask())
-        found.setdefault(genotype.arch_id, genotype)
-        if len(found) == samples:
-            break
-    return list(found.values())
-
-
 def validate_against_training(
     data: Dataset,
     samples: int,
@@ -160,7 +145,7 @@ def validate_against_training(
     """Rank correlation of each proxy with short-training accuracy over ``samples`` sampled architectures."""
     space = SearchSpace(budget_mflops=budget_mflops, resolution=data.resolution, num_classes=data.num_classes)
     items = []
-    for index, genotype in enumerate(sample_architectures(space, samples, seed)):
+    for index, genotype in enumerate(space.sample_architectures(samples, seed)):
         if progress is not None:
             progress(index, samples, f"training {genotype.arch_id}")
         trained = compute_proxies(genotype, ["train"], data=data, seed=seed, train_config=train_config)["train"]

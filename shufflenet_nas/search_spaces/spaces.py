@@ -11,6 +11,7 @@ Width ranges scale with the FLOPs budget (FLOPs grow with width squared), clippe
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -157,6 +158,18 @@ class SearchSpace:
             choices[f"{name}.split"] = min(SPLIT_RATIOS) if largest else max(SPLIT_RATIOS)
         return _EndsTrial(choices, largest)
 
+    def sample_architectures(self, count: int, seed: int = 0) -> list[Genotype]:
+        """``count`` distinct genotypes drawn uniformly from this space's choices with a seeded generator
+        (fewer when 20 x ``count`` draws find fewer)."""
+        trial = _RandomTrial(seed)
+        found: dict[str, Genotype] = {}
+        for _ in range(20 * count):
+            genotype = self.sample(trial)
+            found.setdefault(genotype.arch_id, genotype)
+            if len(found) == count:
+                break
+        return list(found.values())
+
     def sample(self, trial: TrialLike) -> Genotype:
         """Draw a genotype; the same params always give the same genotype."""
         family = self.families[0] if len(self.families) == 1 else trial.suggest_categorical("family", self.families)
@@ -205,3 +218,16 @@ class _EndsTrial:
     def suggest_categorical(self, name: str, choices: Any) -> Any:
         self.params[name] = self.choices[name]
         return self.params[name]
+
+
+class _RandomTrial:
+    """Draws every suggestion uniformly at random from a seeded generator."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        return low + step * self.rng.randrange((high - low) // step + 1)
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return choices[self.rng.randrange(len(choices))]

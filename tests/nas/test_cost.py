@@ -19,7 +19,6 @@ from shufflenet_nas.nas.cost import (
     fvcore_macs,
     traced_cost,
 )
-from shufflenet_nas.nas.lut import sample_architectures
 from shufflenet_nas.search_spaces import BASELINES, Genotype, SearchSpace, build
 from shufflenet_nas.search_spaces.plan import PartSpec, UnitSpec, network_plan
 
@@ -124,7 +123,7 @@ _RANDOM_PARTS = _parts_of(
     [
         genotype
         for resolution, budget in [(32, 12.0), (64, 40.0)]
-        for genotype in sample_architectures(SearchSpace(budget_mflops=budget, resolution=resolution), 40, seed=1)
+        for genotype in SearchSpace(budget_mflops=budget, resolution=resolution).sample_architectures(40, seed=1)
     ]
 )
 

@@ -16,7 +16,6 @@ from shufflenet_nas.nas.lut import (
     LatencyTable,
     compare,
     default_cache_dir,
-    sample_architectures,
 )
 from shufflenet_nas.search_spaces import Genotype, SearchSpace
 from shufflenet_nas.search_spaces.plan import network_plan
@@ -272,10 +271,10 @@ def test_default_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: 
 # ---- sampling and evaluation ------------------------------------------------------------------------------------
 def test_sampled_architectures_are_distinct_and_reproducible() -> None:
     space = SearchSpace(resolution=64)
-    first = sample_architectures(space, 8, seed=3)
+    first = space.sample_architectures(8, seed=3)
     assert len({g.arch_id for g in first}) == 8 and {g.resolution for g in first} == {64}
-    assert sample_architectures(space, 8, seed=3) == first
-    assert sample_architectures(space, 8, seed=4) != first
+    assert space.sample_architectures(8, seed=3) == first
+    assert space.sample_architectures(8, seed=4) != first
 
 
 def test_evaluation_summarises_errors_and_timings(tiny_v1: Genotype) -> None:
