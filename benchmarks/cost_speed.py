@@ -12,7 +12,8 @@ import argparse
 import statistics
 import time
 
-from shufflenet_nas.nas.cost import replayed_cost, traced_cost
+from shufflenet_nas.nas.cost import replayed_cost
+from shufflenet_nas.nas.trace_cost import traced_cost
 from shufflenet_nas.search_spaces import SearchSpace
 from shufflenet_nas.search_spaces.plan import network_plan
 

@@ -8,7 +8,7 @@ a comparison of search settings, not a measured speed-up; `search.py` measures).
 Usage: python benchmarks/search_quality.py [--seeds 0,1,2,3] [--objectives pareto,latency] [--samplers tpe]
        [--trials 300] [--cache-dir DIR] [--table-architectures 100] [--stem-range 8,32]
 Without --cache-dir the lookup table is built first in a temporary directory (~6 min on 2 cores).
---stem-range tries another range of stem widths than the space's (an experiment on the space: parts the
+--stem-range searches another range of stem widths than the default (``SpaceRanges.stem_range``; parts the
 table lacks are estimated; `search.py` measures).
 """
 
@@ -26,7 +26,8 @@ from shufflenet_nas.nas.latency import MeasureConfig
 from shufflenet_nas.nas.lut import LatencyTable
 from shufflenet_nas.nas.search import SearchConfig, run_search
 from shufflenet_nas.results.summary import summarise
-from shufflenet_nas.search_spaces import SearchSpace, spaces
+from shufflenet_nas.search_spaces import SearchSpace
+from shufflenet_nas.search_spaces.spaces import SpaceRanges
 
 
 def best_against_v2(study: optuna.Study) -> tuple[float, str] | None:
@@ -49,7 +50,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=300)
     parser.add_argument("--cache-dir", type=Path, help="a lookup-table directory to use (else one is built)")
     parser.add_argument("--table-architectures", type=int, default=100)
-    parser.add_argument("--stem-range", help="LOW,HIGH stem widths to search instead of the space's")
+    parser.add_argument("--stem-range", help="LOW,HIGH stem widths to search instead of the default")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="snas-quality-"))
@@ -58,11 +59,13 @@ def main() -> None:
     table = LatencyTable.open(measure)
     for genotype in SearchSpace(budget_mflops=146).sample_architectures(args.table_architectures, seed=0):
         table.predict_ms(genotype)  # measures what the table lacks (nothing, for a table built the same way)
-    if args.stem_range:  # after the table is built: it stays the same table
-        spaces.STEM_RANGE = tuple(map(int, args.stem_range.split(",")))
+    ranges = SpaceRanges()
+    if args.stem_range:
+        low, high = map(int, args.stem_range.split(","))
+        ranges = SpaceRanges(stem_range=(low, high))
     print(
         f"lookup table: {len(table)} parts; {args.trials} trials a search, 224 px, 146 MFLOPs, naswot, floor V2 1.0x, "
-        f"stem widths {spaces.STEM_RANGE[0]}..{spaces.STEM_RANGE[1]}"
+        f"stem widths {ranges.stem_range[0]}..{ranges.stem_range[1]}"
     )
     for sampler in args.samplers.split(","):
         for objective in args.objectives.split(","):
@@ -77,6 +80,7 @@ def main() -> None:
                     objective=objective,
                     latency_mode="lut",
                     proxy_floor="shufflenet_v2_x1_0",
+                    ranges=ranges,
                     results_dir=work,
                 )
                 best = best_against_v2(run_search(config, n_trials=args.trials, timeout=None))

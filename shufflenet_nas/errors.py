@@ -27,6 +27,3 @@ class InvalidArgumentError(ShuffleNetNASError, ValueError):
 
 class DeviceUnavailableError(ShuffleNetNASError):
     """The requested target (GPU, ONNX Runtime) is not available on this machine."""
-
-
-UsageError = InvalidArgumentError  # transition alias while the modules move over (issue 11); removed after

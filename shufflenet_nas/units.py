@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from shufflenet_nas.errors import UsageError
+from shufflenet_nas.errors import InvalidArgumentError
 
 _NUMBER = r"(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)"
 _SCALE = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
@@ -16,7 +16,7 @@ def _parse_count(text: str, suffixes: tuple[str, ...], what: str, example: str) 
     pattern = rf"{_NUMBER}\s*([kKmMgG]?)\s*(?:{'|'.join(suffixes)})?"
     match = re.fullmatch(pattern, cleaned, flags=re.IGNORECASE)
     if match is None or float(match[1]) <= 0:
-        raise UsageError(
+        raise InvalidArgumentError(
             f"cannot read {what} {text!r}: write a positive number with an optional K/M/G unit, e.g. {example}"
         )
     return float(match[1]) * _SCALE[match[2].lower()]
@@ -36,7 +36,7 @@ def parse_latency_ms(text: str) -> float:
     """Milliseconds from 2ms, 500us, 0.002s (a bare number means ms)."""
     match = re.fullmatch(rf"{_NUMBER}\s*(s|ms|us|µs)?", text.strip())
     if match is None or float(match[1]) <= 0:
-        raise UsageError(
+        raise InvalidArgumentError(
             f"cannot read latency {text!r}: write a positive number with a unit, e.g. 2ms, 500us or 0.002s"
         )
     return float(match[1]) * _SECONDS[match[2] or "ms"]

@@ -10,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-from shufflenet_nas.nas import latency
 from shufflenet_nas.search_spaces import Genotype, StageGene
 
 torch.set_num_threads(1)
@@ -22,7 +21,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SHUFFLENET_NAS_CACHE_DIR", str(path))
-        patch.setattr(latency, "ANCHOR_TIME_S", 0.2)
+        patch.setattr("shufflenet_nas.nas.latency._normalisation.ANCHOR_TIME_S", 0.2)
         yield path
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shufflenet_nas.errors import UsageError
+from shufflenet_nas.errors import InvalidArgumentError
 from shufflenet_nas.units import parse_flops, parse_latency_ms, parse_params
 
 
@@ -13,7 +13,7 @@ def test_flops_budget_forms(text: str) -> None:
 
 @pytest.mark.parametrize("text", ["146MB", "fast", "-5M", "0", "", "146 MFLOPS extra", "1.2.3M"])
 def test_bad_flops_budget_is_a_usage_error(text: str) -> None:
-    with pytest.raises(UsageError, match="146MFLOPs"):
+    with pytest.raises(InvalidArgumentError, match="146MFLOPs"):
         parse_flops(text)
 
 
@@ -23,5 +23,5 @@ def test_params_and_latency_forms() -> None:
     assert parse_latency_ms("2ms") == 2.0
     assert parse_latency_ms("500us") == pytest.approx(0.5)
     assert parse_latency_ms("0.002s") == pytest.approx(2.0)
-    with pytest.raises(UsageError, match="2ms"):
+    with pytest.raises(InvalidArgumentError, match="2ms"):
         parse_latency_ms("2 hours")

@@ -10,7 +10,8 @@ from shufflenet_nas import __version__
 from shufflenet_nas.cli import catalog, proxy
 from shufflenet_nas.cli import measure as measure_commands
 from shufflenet_nas.cli import search as search_commands
-from shufflenet_nas.cli.common import ErrorHandlingGroup, out
+from shufflenet_nas.cli.console import out
+from shufflenet_nas.cli.errors import ErrorHandlingGroup
 
 app = typer.Typer(
     cls=ErrorHandlingGroup,

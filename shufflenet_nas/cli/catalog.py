@@ -7,16 +7,21 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from shufflenet_nas.cli.common import ArchArgument, JsonOption, arch_from_argument, out, print_json
-from shufflenet_nas.errors import UsageError
-from shufflenet_nas.nas.cost import cost_breakdown, count_cost
-from shufflenet_nas.search_spaces import BASELINES, SearchSpace
-from shufflenet_nas.search_spaces.plan import network_plan
-from shufflenet_nas.units import parse_flops
+from shufflenet_nas.cli.common import (
+    ArchArgument,
+    JsonOption,
+    SpaceBudgetOption,
+    arch_from_argument,
+    space_from_options,
+)
+from shufflenet_nas.cli.console import out, print_json
 
 
 def baselines(json_output: JsonOption = False) -> None:
     """The papers' ShuffleNet V1/V2 models: paper vs counted MFLOPs, params, top-1 error, source."""
+    from shufflenet_nas.nas.cost import count_cost
+    from shufflenet_nas.search_spaces import BASELINES
+
     rows = []
     for baseline in BASELINES.values():
         cost = count_cost(baseline.genotype)
@@ -60,6 +65,9 @@ def describe(
     json_output: JsonOption = False,
 ) -> None:
     """Per-stage structure, MFLOPs, params, memory access cost and operator count of ARCH."""
+    from shufflenet_nas.nas.cost import cost_breakdown, count_cost
+    from shufflenet_nas.search_spaces.plan import network_plan
+
     genotype = arch_from_argument(arch, resolution)
     total = count_cost(genotype)
     sections = cost_breakdown(genotype)
@@ -142,9 +150,7 @@ def describe(
 
 
 def space(
-    budget: Annotated[
-        str, typer.Option(help="FLOPs budget the width ranges are sized for, e.g. 146MFLOPs.")
-    ] = "146MFLOPs",
+    budget: SpaceBudgetOption = "146MFLOPs",
     resolution: Annotated[int, typer.Option(help="Input resolution.")] = 224,
     json_output: JsonOption = False,
 ) -> None:
@@ -162,14 +168,6 @@ def space(
     for d in dims:
         table.add_row(d["name"], d["choices"], d["applies_to"], d["note"])
     out.print(table)
-
-
-def space_from_options(budget: str, resolution: int) -> SearchSpace:
-    """The search space of the --budget and --resolution options; a value out of range is a usage error."""
-    try:
-        return SearchSpace(budget_mflops=parse_flops(budget) / 1e6, resolution=resolution)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
 
 
 def register(app: typer.Typer) -> None:

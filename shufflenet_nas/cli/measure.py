@@ -1,117 +1,59 @@
 """Commands that time networks on a device: measure, lut build, lut eval.
 
-The measurement options are defined once here (``TargetOption`` ... ``IsolateOption``) with
-``measure_config`` turning them into a ``MeasureConfig``, so other commands (search) take the same options.
+Their measurement options (``--target`` ... ``--isolate``) are ``common.measure_options``, shared with search.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shufflenet_nas.cli.catalog import space_from_options
-from shufflenet_nas.cli.common import ArchArgument, JsonOption, arch_from_argument, err, out, print_json
-from shufflenet_nas.errors import UsageError
-from shufflenet_nas.nas.latency import MeasureConfig, check_target, default_cache_dir, measure_latency
-from shufflenet_nas.nas.lut import Evaluation, LatencyTable, compare
+from shufflenet_nas.cli.common import (
+    ArchArgument,
+    Command,
+    JsonOption,
+    MeasureOptions,
+    SpaceBudgetOption,
+    arch_from_argument,
+    measure_options,
+    option_group,
+    space_from_options,
+)
+from shufflenet_nas.cli.console import err, out, print_json
+from shufflenet_nas.cli.errors import UsageError
+from shufflenet_nas.cli.progress import progress
 
-TargetOption = Annotated[
-    str, typer.Option("--target", help="cpu (PyTorch eager), gpu (CUDA) or onnxruntime (its CPU provider).")
-]
-BatchOption = Annotated[int, typer.Option("--batch", help="Batch size.")]
-DtypeOption = Annotated[str, typer.Option("--dtype", help="fp32; bf16 on cpu and gpu; fp16 on gpu.")]
-ThreadsOption = Annotated[
-    int | None,
-    typer.Option("--threads", help="CPU threads, set explicitly (default 1: the V2 paper's ARM protocol, steadiest)."),
-]
-RuntimeOption = Annotated[
-    str | None,
-    typer.Option(
-        "--runtime",
-        help="gpu: cudagraph (graph replay, stable; the default) or eager (launch-bound at small batches). "
-        "cpu: eager. onnxruntime: onnxruntime.",
-    ),
-]
-ResolutionOption = Annotated[int | None, typer.Option("--resolution", help="Override the input resolution.")]
-IsolateOption = Annotated[
-    bool,
-    typer.Option("--isolate", help="Measure in a child process, so a CUDA OOM or error cannot poison what follows."),
-]
-NormalizeOption = Annotated[
-    bool | None,
-    typer.Option(
-        "--normalize/--raw",
-        help="Scale runs to the speed anchor of a reference network timed between them, so a shared host's "
-        "speed swings cancel (default on cpu and onnxruntime), or report raw times (default on gpu).",
-        show_default=False,
-    ),
-]
-MaxTimeOption = Annotated[float, typer.Option("--max-time", help="Time cap per measurement, in seconds.")]
-PrecisionOption = Annotated[
-    float,
-    typer.Option("--precision", help="Stop once the median's 95% confidence half-width is within this fraction."),
-]
-CacheDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--cache-dir",
-        help="Where latency tables live (default: $SHUFFLENET_NAS_CACHE_DIR, else ~/.cache/shufflenet-nas/lut).",
-    ),
-]
+if TYPE_CHECKING:
+    from shufflenet_nas.nas.latency import MeasureConfig
+    from shufflenet_nas.nas.lut import LatencyTable
+    from shufflenet_nas.search_spaces import SearchSpace
 
 
-def measure_config(
-    target: str,
-    batch: int = 1,
-    dtype: str = "fp32",
-    threads: int | None = None,
-    runtime: str | None = None,
-    isolate: bool = False,
-    max_time_s: float = 10.0,
-    rel_precision: float = 0.005,
-    normalize: bool | None = None,
-) -> MeasureConfig:
-    """The options as a checked ``MeasureConfig``: bad values exit 2, a missing device exits 1."""
-    config = MeasureConfig(
-        target=target.lower(),
-        batch=batch,
-        dtype=dtype.lower(),
-        threads=threads,
-        runtime=runtime.lower() if runtime else None,
-        max_time_s=max_time_s,
-        rel_precision=rel_precision,
-        normalize=normalize,
-        isolate=isolate,
-    )
-    check_target(config)
-    return config
-
-
+@measure_options(max_time=10.0, precision=0.005)
 def measure(
     arch: ArchArgument,
-    target: TargetOption = "cpu",
-    batch: BatchOption = 1,
-    dtype: DtypeOption = "fp32",
-    threads: ThreadsOption = None,
-    runtime: RuntimeOption = None,
-    resolution: ResolutionOption = None,
-    isolate: IsolateOption = False,
-    max_time: MaxTimeOption = 10.0,
-    precision: PrecisionOption = 0.005,
-    normalize: NormalizeOption = None,
+    measure: MeasureOptions,
+    resolution: Annotated[int | None, typer.Option("--resolution", help="Override the input resolution.")] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="A state dict (torch.save) to load by key, e.g. a torchvision checkpoint."),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Measured latency of ARCH on a device: median, p10 / p90, robust CV, runs, and where it was measured."""
+    from shufflenet_nas.nas.latency import measure_latency
+
     genotype = arch_from_argument(arch, resolution)
-    config = measure_config(target, batch, dtype, threads, runtime, isolate, max_time, precision, normalize)
+    config = measure.config()
     with err.status(f"measuring {genotype.arch_id} on {config.target} ({config.resolved_runtime})"):
-        result = measure_latency(genotype, config)
-    data = {"genotype": genotype.to_string(), **result.to_dict()}
+        result = measure_latency(genotype, config, weights)
+    data = {"genotype": genotype.to_string(), **result.to_dict()} | ({"weights": str(weights)} if weights else {})
     if json_output:
         print_json(data)
         return
@@ -149,60 +91,74 @@ lut_app = typer.Typer(
     no_args_is_help=True,
 )
 
-BudgetOption = Annotated[
-    str, typer.Option("--budget", help="FLOPs budget the sampled width ranges are sized for, e.g. 146MFLOPs.")
-]
-SpaceResolutionOption = Annotated[int, typer.Option("--resolution", help="Input resolution of the sampled networks.")]
-SamplesOption = Annotated[int, typer.Option("--samples", help="Random architectures to sample from the space.")]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the random sampler.")]
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """Where a latency table lives (``--cache-dir``), and the random architectures of the search space
+    (``--budget``, ``--resolution``) it is built or checked on (``--samples``, ``--seed``)."""
+
+    budget: str = "146MFLOPs"
+    resolution: int = 224
+    samples: int = 100
+    seed: int = 0
+    cache_dir: Path | None = None
+
+    def open(self, measure: MeasureOptions) -> tuple[MeasureConfig, SearchSpace, LatencyTable]:
+        """The measurement config, the search space and the latency table of these options."""
+        from shufflenet_nas.jsonfile import default_cache_dir
+        from shufflenet_nas.nas.lut import LatencyTable
+
+        config = measure.config()
+        space = space_from_options(self.budget, self.resolution)
+        return config, space, LatencyTable.open(config, self.cache_dir or default_cache_dir())
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
-    )
+def sample_options(*, samples: int, seed: int) -> Callable[[Command], Command]:
+    """Give a lut command the ``SampleOptions`` (with these defaults) in its parameter ``sampled``."""
+    options = {
+        "budget": SpaceBudgetOption,
+        "resolution": Annotated[int, typer.Option(help="Input resolution of the sampled networks.")],
+        "samples": Annotated[int, typer.Option(help="Random architectures to sample from the space.")],
+        "seed": Annotated[int, typer.Option(help="Seed of the random sampler.")],
+        "cache_dir": Annotated[
+            Path | None,
+            typer.Option(
+                help="Where latency tables live (default: $SHUFFLENET_NAS_CACHE_DIR, else ~/.cache/shufflenet-nas/lut)."
+            ),
+        ],
+    }
+    return option_group("sampled", SampleOptions, options, samples=samples, seed=seed)
 
 
 @lut_app.command("build")
+@measure_options(max_time=1.0, precision=0.01, isolate=False)
+@sample_options(samples=100, seed=0)
 def lut_build(
-    target: TargetOption = "cpu",
-    batch: BatchOption = 1,
-    dtype: DtypeOption = "fp32",
-    threads: ThreadsOption = None,
-    runtime: RuntimeOption = None,
-    budget: BudgetOption = "146MFLOPs",
-    resolution: SpaceResolutionOption = 224,
-    samples: SamplesOption = 100,
-    calibration: Annotated[
-        int, typer.Option("--calibration", help="Sampled networks also measured whole, to calibrate.")
-    ] = 6,
-    seed: SeedOption = 0,
+    calibration: Annotated[int, typer.Option(help="Sampled networks also measured whole, to calibrate.")] = 6,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the stored table and measure afresh.")] = False,
-    cache_dir: CacheDirOption = None,
-    max_time: MaxTimeOption = 1.0,
-    precision: PrecisionOption = 0.01,
-    normalize: NormalizeOption = None,
     json_output: JsonOption = False,
+    *,
+    measure: MeasureOptions,
+    sampled: SampleOptions,
 ) -> None:
     """Measure the parts of SAMPLES random architectures of the search space, then calibrate on a few of them.
 
     Parts a later search visits that are not in the table are measured on first use and stored.
     """
+    samples, resolution = sampled.samples, sampled.resolution
     if not 1 <= calibration <= samples:
         raise UsageError(f"--calibration {calibration}: need between 1 and --samples ({samples})")
-    config = measure_config(target, batch, dtype, threads, runtime, False, max_time, precision, normalize)
-    space = space_from_options(budget, resolution)
-    table = LatencyTable.open(config, cache_dir or default_cache_dir())
+    _, space, table = sampled.open(measure)
     if rebuild:
         table.clear()
     before, started = len(table), time.perf_counter()
-    genotypes = space.sample_architectures(samples, seed)
-    with _progress() as progress:
-        for genotype in progress.track(genotypes, description="measuring parts"):
+    genotypes = space.sample_architectures(samples, sampled.seed)
+    with progress("measuring parts") as bar:
+        for genotype in bar.track(genotypes, "measuring parts"):
             table.parts_ms(genotype)
-        task = progress.add_task("calibrating", total=1)
+        bar.update(0, total=1, description="calibrating")
         fit = table.calibrate(genotypes[:calibration])
-        progress.advance(task)
+        bar.update(advance=1)
     data = {
         "table": str(table.path),
         "parts": len(table),
@@ -226,38 +182,31 @@ def lut_build(
 
 
 @lut_app.command("eval")
+@measure_options(max_time=1.0, precision=0.01, isolate=False)
+@sample_options(samples=30, seed=1)
 def lut_eval(
-    target: TargetOption = "cpu",
-    batch: BatchOption = 1,
-    dtype: DtypeOption = "fp32",
-    threads: ThreadsOption = None,
-    runtime: RuntimeOption = None,
-    budget: BudgetOption = "146MFLOPs",
-    resolution: SpaceResolutionOption = 224,
-    samples: SamplesOption = 30,
-    seed: SeedOption = 1,
-    cache_dir: CacheDirOption = None,
-    max_time: MaxTimeOption = 1.0,
-    precision: PrecisionOption = 0.01,
-    normalize: NormalizeOption = None,
     estimate: Annotated[
         bool, typer.Option("--estimate", help="Estimate missing parts from measured ones (as a search does).")
     ] = False,
     json_output: JsonOption = False,
+    *,
+    measure: MeasureOptions,
+    sampled: SampleOptions,
 ) -> None:
     """Predicted vs measured latency of SAMPLES random architectures: share within ±10% / ±5%, MAPE.
 
     Missing parts (and a missing calibration) are measured first, or with --estimate estimated from measured
     parts of the same structure; calibration networks are left out.
     """
-    config = measure_config(target, batch, dtype, threads, runtime, False, max_time, precision, normalize)
-    space = space_from_options(budget, resolution)
-    table = LatencyTable.open(config, cache_dir or default_cache_dir())
-    calibrated = {network for network, _, _ in table.calibration(resolution).networks}
-    genotypes = [g for g in space.sample_architectures(samples + len(calibrated), seed) if str(g) not in calibrated]
+    from shufflenet_nas.nas.lut import Evaluation, compare
+
+    config, space, table = sampled.open(measure)
+    calibrated = {network for network, _, _ in table.calibration(sampled.resolution).networks}
+    drawn = space.sample_architectures(sampled.samples + len(calibrated), sampled.seed)
+    genotypes = [g for g in drawn if str(g) not in calibrated][: sampled.samples]
     comparisons = []
-    with _progress() as progress:
-        for genotype in progress.track(genotypes[:samples], description="predict vs measure"):
+    with progress("predict vs measure") as bar:
+        for genotype in bar.track(genotypes, "predict vs measure"):
             comparisons.append(compare(table, genotype, estimate))
     summary = Evaluation.of(comparisons)
     rows = [

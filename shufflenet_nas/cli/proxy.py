@@ -2,53 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from enum import Enum
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shufflenet_nas.cli.common import ArchArgument, JsonOption, arch_from_argument, err, out, print_json
-from shufflenet_nas.errors import UsageError
-from shufflenet_nas.nas.cost import check_fits_in_memory
-from shufflenet_nas.nas.data import Dataset, load_dataset
-from shufflenet_nas.nas.proxies import (
-    DEFAULT_BATCH_SIZE,
+from shufflenet_nas.cli.common import (
     DEFAULT_PROXY,
-    PROXY_NAMES,
-    REFERENCE_PROXIES,
-    ZERO_COST_PROXIES,
-    check_proxy_names,
-    compute_proxies,
-    parse_proxy_names,
+    DEFAULT_PROXY_BATCH_SIZE,
+    Against,
+    ArchArgument,
+    JsonOption,
+    Proxy,
+    arch_from_argument,
+    choice_option,
+    option_group,
 )
-from shufflenet_nas.nas.training import TrainConfig
-from shufflenet_nas.nas.validation import (
-    DEFAULT_VALIDATION_PROXIES,
-    ProgressCallback,
-    Validation,
-    validate_against_paper,
-    validate_against_training,
-)
-from shufflenet_nas.search_spaces import Genotype
-from shufflenet_nas.search_spaces.genotype import check_resolution
-from shufflenet_nas.units import parse_flops
+from shufflenet_nas.cli.console import err, out, print_json
+from shufflenet_nas.cli.errors import UsageError, parameters_of
+from shufflenet_nas.cli.progress import ProgressBar, progress
 
-
-class Against(str, Enum):
-    paper = "paper"
-    train = "train"
-
+if TYPE_CHECKING:
+    from shufflenet_nas.nas.data import Dataset
+    from shufflenet_nas.nas.training import TrainConfig
+    from shufflenet_nas.nas.validation import Validation
+    from shufflenet_nas.search_spaces import Genotype
 
 ProxyOption = Annotated[
     str | None,
     typer.Option(
         "--proxy",
-        help=f"Comma-separated proxies from {', '.join(PROXY_NAMES)}. Default: every zero-cost proxy, params, mflops.",
+        help=f"Comma-separated proxies from {', '.join(Proxy)}. Default: every zero-cost proxy, params, mflops.",
     ),
 ]
 DataOption = Annotated[
@@ -59,20 +46,60 @@ DataOption = Annotated[
         "Without it the zero-cost proxies score seeded Gaussian noise.",
     ),
 ]
-SeedOption = Annotated[int, typer.Option(help="Seed of the initial weights, the input batch and the training order.")]
-BatchSizeOption = Annotated[int, typer.Option(help="Images in the zero-cost proxies' batch.")]
-StepsOption = Annotated[int, typer.Option(help="Short-training budget in optimizer steps (proxy train).")]
-EpochsOption = Annotated[float | None, typer.Option(help="Short-training budget in epochs; overrides --steps.")]
-TrainBatchOption = Annotated[int, typer.Option(help="Short-training batch size.")]
+AgainstOption = choice_option(
+    Against, "--against", "Ground truth: the papers' ImageNet top-1, or short training on --data."
+)
 ResolutionOption = Annotated[
     int | None,
     typer.Option(help="Input size: resizes ImageFolder images (default: their most common size), else ARCH's input."),
 ]
 
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How the proxies score (``--seed``, ``--batch-size``) and how ``train`` trains (``--steps`` ...)."""
+
+    seed: int = 0
+    batch_size: int = DEFAULT_PROXY_BATCH_SIZE
+    steps: int = 200
+    epochs: float | None = None
+    train_batch_size: int = 64
+
+    def train_config(self) -> TrainConfig:
+        from shufflenet_nas.nas.training import TrainConfig
+
+        with parameters_of("train_config"):
+            return TrainConfig(steps=self.steps, epochs=self.epochs, batch_size=self.train_batch_size)
+
+
+scoring_options = option_group(
+    "scoring",
+    ScoringOptions,
+    {
+        "seed": Annotated[
+            int, typer.Option(help="Seed of the initial weights, the input batch and the training order.")
+        ],
+        "batch_size": Annotated[int, typer.Option(help="Images in the zero-cost proxies' batch.")],
+        "steps": Annotated[int, typer.Option(help="Short-training budget in optimizer steps (proxy train).")],
+        "epochs": Annotated[float | None, typer.Option(help="Short-training budget in epochs; overrides --steps.")],
+        "train_batch_size": Annotated[int, typer.Option(help="Short-training batch size.")],
+    },
+)
+
 _UNITS = {"params": "parameters", "mflops": "conv + linear multiply-adds, millions", "train": "validation accuracy"}
 
 
+def _proxy_names(text: str | None) -> tuple[str, ...]:
+    from shufflenet_nas.nas.proxies import parse_proxy_names
+    from shufflenet_nas.nas.validation import DEFAULT_VALIDATION_PROXIES
+
+    return parse_proxy_names(text) if text is not None else DEFAULT_VALIDATION_PROXIES
+
+
 def _dataset(path: Path, resolution: int | None) -> Dataset:
+    from shufflenet_nas.nas.data import load_dataset
+    from shufflenet_nas.search_spaces.genotype import check_resolution
+
     if resolution is not None:
         try:
             check_resolution(resolution)  # before images are resized to it
@@ -84,15 +111,12 @@ def _dataset(path: Path, resolution: int | None) -> Dataset:
     return data
 
 
+@scoring_options
 def proxy(
     arch: ArchArgument,
+    scoring: ScoringOptions,
     proxy_names: ProxyOption = None,
     data: DataOption = None,
-    seed: SeedOption = 0,
-    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
-    steps: StepsOption = 200,
-    epochs: EpochsOption = None,
-    train_batch_size: TrainBatchOption = 64,
     resolution: ResolutionOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -101,13 +125,15 @@ def proxy(
     With --data, ARCH is first fitted to the data: its resolution and class count,
     with a stem stride that suits the resolution (no early downsampling at 32x32).
     """
+    from shufflenet_nas.nas.proxies import check_proxy_names, compute_proxies
+
     genotype = arch_from_argument(arch, None if data else resolution)
-    names = parse_proxy_names(proxy_names) if proxy_names is not None else DEFAULT_VALIDATION_PROXIES
+    names = _proxy_names(proxy_names)
     check_proxy_names(names, data)
     dataset = _dataset(data, resolution) if data is not None else None
     if dataset is not None:
         genotype = dataset.fit(genotype)
-    _check_memory(genotype, names, batch_size, train_batch_size)
+    _check_memory(genotype, names, scoring)
 
     def report(step: int, accuracy: float) -> bool:
         err.print(f"train: step {step}, validation accuracy {accuracy:.1%}", highlight=False)
@@ -117,10 +143,10 @@ def proxy(
         genotype,
         names,
         data=dataset,
-        seed=seed,
-        batch_size=batch_size,
+        seed=scoring.seed,
+        batch_size=scoring.batch_size,
         report=report,
-        train_config=TrainConfig(steps=steps, epochs=epochs, batch_size=train_batch_size),
+        train_config=scoring.train_config(),
     )
     if json_output:
         print_json(
@@ -128,15 +154,17 @@ def proxy(
                 "arch_id": genotype.arch_id,
                 "genotype": genotype.to_string(),
                 "data": str(data) if data else None,
-                "seed": seed,
-                "batch_size": batch_size,
+                "seed": scoring.seed,
+                "batch_size": scoring.batch_size,
                 "scores": {name: score.value for name, score in scores.items()},
                 "seconds": {name: round(score.seconds, 4) for name, score in scores.items()},
             }
         )
         return
-    source = dataset.describe() if dataset else f"seeded Gaussian noise, batch {batch_size}"
-    table = Table(title=f"{genotype.arch_id} at {genotype.resolution}x{genotype.resolution}, seed {seed}: {source}")
+    batch = f"batch {scoring.batch_size}"
+    source = dataset.describe() if dataset else f"seeded Gaussian noise, {batch}"
+    title = f"{genotype.arch_id} at {genotype.resolution}x{genotype.resolution}, seed {scoring.seed}: {source}"
+    table = Table(title=title)
     for column in ("proxy", "score (higher is better)", "seconds", "what"):
         table.add_column(column, justify="right" if column in ("score (higher is better)", "seconds") else "left")
     for name, score in scores.items():
@@ -145,52 +173,30 @@ def proxy(
     out.print(table)
 
 
-def _check_memory(genotype: Genotype, names: tuple[str, ...], batch_size: int, train_batch_size: int) -> None:
+def _check_memory(genotype: Genotype, names: tuple[str, ...], scoring: ScoringOptions) -> None:
     """Refuse, before building it, a network whose forward at the proxies' largest batch cannot fit in memory
     (a lower bound: the proxies that backpropagate hold more)."""
-    batches = [batch_size] if set(names) - {*REFERENCE_PROXIES, "train"} else []
+    from shufflenet_nas.nas.cost import check_fits_in_memory
+    from shufflenet_nas.nas.proxies import REFERENCE_PROXIES
+
+    batches = [scoring.batch_size] if set(names) - {*REFERENCE_PROXIES, "train"} else []
     if "train" in names:
-        batches.append(train_batch_size)
+        batches.append(scoring.train_batch_size)
     largest = max(batches, default=0)
     if largest >= 1:  # a batch below 2 is the proxies' usage error, raised with its own message
         check_fits_in_memory(genotype, largest)
 
 
-@contextmanager
-def _progress() -> Iterator[ProgressCallback]:
-    """Progress on stderr as a ``(done, total, label)`` callback: a bar on a terminal, else a line per item."""
-    if not err.is_terminal:
-
-        def line(done: int, total: int, label: str) -> None:
-            err.print(f"[{done}/{total}] {label}", highlight=False, markup=False)
-
-        yield line
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("scoring", total=None)
-
-        def update(done: int, total: int, label: str) -> None:
-            bar.update(task, completed=done, total=total, description=label)
-
-        yield update
-
-
+@scoring_options
 def validate_proxy(
-    against: Annotated[
-        Against, typer.Option(help="Ground truth: the papers' ImageNet top-1, or short training on --data.")
-    ],
+    against: AgainstOption,
+    scoring: ScoringOptions,
     data: DataOption = None,
     samples: Annotated[int, typer.Option(help="Architectures sampled from the search space (--against train).")] = 20,
     proxy_names: ProxyOption = None,
     budget: Annotated[
         str, typer.Option(help="FLOPs budget the sampled widths are sized for (--against train).")
     ] = "146MFLOPs",
-    seed: SeedOption = 0,
-    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
-    steps: StepsOption = 200,
-    epochs: EpochsOption = None,
-    train_batch_size: TrainBatchOption = 64,
     resolution: ResolutionOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -203,7 +209,11 @@ def validate_proxy(
 
     MFLOPs and params are always included as the reference.
     """
-    names = parse_proxy_names(proxy_names) if proxy_names is not None else DEFAULT_VALIDATION_PROXIES
+    from shufflenet_nas.nas.proxies import REFERENCE_PROXIES, check_proxy_names
+    from shufflenet_nas.nas.validation import validate_against_paper, validate_against_training
+    from shufflenet_nas.units import parse_flops
+
+    names = _proxy_names(proxy_names)
     if "train" in names:
         raise UsageError("--proxy train: short training is the ground truth of --against train, not a proxy here")
     check_proxy_names(names, None)
@@ -211,24 +221,26 @@ def validate_proxy(
     if against is Against.paper:
         if data is not None or resolution is not None:
             raise UsageError("--data and --resolution apply to --against train; --against paper scores at 224x224")
-        with _progress() as progress:
-            validation = validate_against_paper(names, seed=seed, batch_size=batch_size, progress=progress)
+        with progress("scoring") as bar:
+            validation = validate_against_paper(
+                names, seed=scoring.seed, batch_size=scoring.batch_size, progress=_reporter(bar)
+            )
     else:
         if data is None:
             raise UsageError("--against train needs --data PATH (an ImageFolder or CIFAR directory to train on)")
         if samples < 3:
             raise UsageError(f"--samples {samples}: rank correlations need at least 3 architectures")
         dataset = _dataset(data, resolution)
-        with _progress() as progress:
+        with progress("scoring") as bar:
             validation = validate_against_training(
                 dataset,
                 samples,
                 names,
                 budget_mflops=parse_flops(budget) / 1e6,
-                seed=seed,
-                batch_size=batch_size,
-                train_config=TrainConfig(steps=steps, epochs=epochs, batch_size=train_batch_size),
-                progress=progress,
+                seed=scoring.seed,
+                batch_size=scoring.batch_size,
+                train_config=scoring.train_config(),
+                progress=_reporter(bar),
             )
     if json_output:
         print_json(validation.to_dict())
@@ -236,7 +248,14 @@ def validate_proxy(
     _render(validation)
 
 
+def _reporter(bar: ProgressBar) -> Callable[[int, int, str], None]:
+    """The validation's ``(done, total, label)`` progress callback, shown on ``bar``."""
+    return lambda done, total, label: bar.update(done, total=total, description=label)
+
+
 def _render(validation: Validation) -> None:
+    from shufflenet_nas.nas.proxies import ZERO_COST_PROXIES
+
     table = Table(title=f"Rank correlation with {validation.target}, {len(validation.architectures)} architectures")
     for column in ("proxy", "Kendall tau", "Spearman rho", "p (tau)", "s / arch", ""):
         table.add_column(column, justify="left" if column in ("proxy", "") else "right")

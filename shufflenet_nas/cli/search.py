@@ -6,45 +6,51 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import optuna
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shufflenet_nas.cli.common import JsonOption, err, out, print_json
-from shufflenet_nas.cli.measure import (
-    BatchOption,
-    DtypeOption,
-    IsolateOption,
-    MaxTimeOption,
-    NormalizeOption,
-    PrecisionOption,
-    ResolutionOption,
-    RuntimeOption,
-    TargetOption,
-    ThreadsOption,
-    measure_config,
+from shufflenet_nas.cli.common import (
+    DEFAULT_PROXY,
+    Family,
+    JsonOption,
+    LatencyMode,
+    MeasureOptions,
+    Objective,
+    Proxy,
+    Sampler,
+    choice_option,
+    measure_options,
 )
-from shufflenet_nas.errors import ShuffleNetNASError, UsageError, mask_password
-from shufflenet_nas.nas.proxies import DEFAULT_PROXY, check_proxy_names
-from shufflenet_nas.nas.search import Interrupted, SearchConfig, run_search, run_workers
-from shufflenet_nas.results.summary import (
-    LATENCY_FORMAT,
-    PROXY_FORMAT,
-    StudySummary,
-    load_study,
-    remeasure_front,
-    summarise,
-    write_artifacts,
+from shufflenet_nas.cli.console import err, out, print_json
+from shufflenet_nas.cli.errors import UsageError, interrupt_exit_code, parameters_of
+from shufflenet_nas.cli.progress import ProgressBar, progress
+from shufflenet_nas.errors import ShuffleNetNASError, mask_password
+
+if TYPE_CHECKING:
+    import optuna
+
+    from shufflenet_nas.nas.search import SearchConfig
+    from shufflenet_nas.results.summary import StudySummary
+
+FamilyOption = choice_option(Family, "--family", "v1, v2 or mixed (both, emitting the best of each).")
+SamplerOption = choice_option(Sampler, "--sampler", "tpe, nsga2 or random.")
+ProxyOption = choice_option(Proxy, "--proxy", f"Accuracy proxy to maximise (default {DEFAULT_PROXY}).")
+LatencyOption = choice_option(
+    LatencyMode, "--latency", "measured (time every architecture) or lut (predict; the front is re-measured)."
 )
-from shufflenet_nas.units import parse_flops, parse_latency_ms, parse_params
+ObjectiveOption = choice_option(
+    Objective,
+    "--objective",
+    "pareto (latency vs proxy), latency (the fastest above --proxy-floor) or reward (MnasNet-style).",
+)
 
 
+@measure_options(max_time=0.5, precision=0.01)
 def search(
-    target: TargetOption = "cpu",
+    measure: MeasureOptions,
     budget: Annotated[str, typer.Option(help="FLOPs budget: 146MFLOPs, 146M, 0.146G, 146e6.")] = "146MFLOPs",
     n_trials: Annotated[int | None, typer.Option(help="Trials to run (added to a resumed study).")] = 100,
     timeout: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
@@ -53,19 +59,12 @@ def search(
         str | None, typer.Option(help="Optuna storage URL (default: sqlite:///<results-dir>/<study>/study.db).")
     ] = None,
     results_dir: Annotated[Path, typer.Option(help="Where studies and their artifacts go.")] = Path("results"),
-    family: Annotated[str, typer.Option(help="v1, v2 or mixed (both, emitting the best of each).")] = "mixed",
-    sampler: Annotated[str, typer.Option(help="tpe, nsga2 or random.")] = "tpe",
+    family: FamilyOption = Family.mixed,
+    sampler: SamplerOption = Sampler.tpe,
     seed: Annotated[int | None, typer.Option(help="Sampler and proxy seed.")] = None,
-    proxy: Annotated[str, typer.Option(help=f"Accuracy proxy to maximise (default {DEFAULT_PROXY}).")] = DEFAULT_PROXY,
-    latency: Annotated[
-        str, typer.Option(help="measured (time every architecture) or lut (predict; the front is re-measured).")
-    ] = "measured",
-    objective: Annotated[
-        str,
-        typer.Option(
-            help="pareto (latency vs proxy), latency (the fastest above --proxy-floor) or reward (MnasNet-style)."
-        ),
-    ] = "pareto",
+    proxy: ProxyOption = DEFAULT_PROXY,
+    latency: LatencyOption = LatencyMode.measured,
+    objective: ObjectiveOption = Objective.pareto,
     latency_target: Annotated[str | None, typer.Option(help="Target T of the reward objective, e.g. 2ms.")] = None,
     params_budget: Annotated[str | None, typer.Option(help="Parameter budget, e.g. 2.5M.")] = None,
     latency_budget: Annotated[str | None, typer.Option(help="Latency budget, e.g. 2ms or 500us.")] = None,
@@ -81,43 +80,41 @@ def search(
     workers: Annotated[
         int, typer.Option(help="Local worker processes on the study (one times on the device at a time).")
     ] = 1,
-    batch: BatchOption = 1,
-    dtype: DtypeOption = "fp32",
-    threads: ThreadsOption = None,
-    runtime: RuntimeOption = None,
-    resolution: ResolutionOption = None,
-    isolate: IsolateOption = False,
-    max_time: MaxTimeOption = 0.5,
-    precision: PrecisionOption = 0.01,
-    normalize: NormalizeOption = None,
+    resolution: Annotated[int | None, typer.Option("--resolution", help="Override the input resolution.")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Search the ShuffleNet space for fast, accurate architectures under a FLOPs budget.
 
     Example: shufflenet-nas search --target gpu --budget 146MFLOPs
     """
-    from shufflenet_nas.nas.data import load_dataset
+    import optuna
 
-    measure = measure_config(target, batch, dtype, threads, runtime, isolate, max_time, precision, normalize)
+    from shufflenet_nas.nas.data import load_dataset
+    from shufflenet_nas.nas.proxies import check_proxy_names
+    from shufflenet_nas.nas.search import Interrupted, SearchConfig, run_search, run_workers
+    from shufflenet_nas.results.summary import remeasure_front, summarise, write_artifacts
+    from shufflenet_nas.units import parse_flops, parse_latency_ms, parse_params
+
+    measured = measure.config()
     dataset = load_dataset(data) if data is not None else None
-    check_proxy_names([proxy], dataset)
+    check_proxy_names([proxy.value], dataset)
     budget_flops = parse_flops(budget)
     resolution_option = resolution
     resolution = resolution or (dataset.resolution if dataset is not None else 224)
     config = SearchConfig(
-        study_name=study or f"{measure.target}-{budget_flops / 1e6:g}M-{family}",
+        study_name=study or f"{measured.target}-{budget_flops / 1e6:g}M-{family}",
         budget_flops=budget_flops,
-        measure=measure,
+        measure=measured,
         params_budget=parse_params(params_budget) if params_budget else None,
         latency_budget_ms=parse_latency_ms(latency_budget) if latency_budget else None,
         proxy_floor=proxy_floor,
-        family=family,
-        sampler=sampler,
+        family=family.value,
+        sampler=sampler.value,
         seed=seed,
-        proxy=proxy,
-        objective=objective,
+        proxy=proxy.value,
+        objective=objective.value,
         latency_target_ms=parse_latency_ms(latency_target) if latency_target else None,
-        latency_mode=latency,
+        latency_mode=latency.value,
         resolution=resolution,
         num_classes=dataset.num_classes if dataset is not None else 1000,
         data=data,
@@ -135,34 +132,34 @@ def search(
     from_data = " (from --data)" if dataset is not None and resolution_option is None else ""
     err.print(
         f"study [bold]{escape(config.study_name)}[/bold] at {escape(mask_password(config.storage_url))} · "
-        f"target {measure.target} · {config.budget_mflops:g} MFLOPs · {resolution} px{from_data} · "
+        f"target {measured.target} · {config.budget_mflops:g} MFLOPs · {resolution} px{from_data} · "
         f"proxy {proxy} · latency {latency}" + (f" · {workers} workers" if workers > 1 else ""),
         highlight=False,
     )
     interrupted: Interrupted | None = None
-    with _progress(n_trials) as (progress, callback):
-        try:
+    try:
+        with progress("trials", n_trials) as bar:
+            callback = _ProgressCallback(bar)
             if workers > 1:
                 finished = run_workers(config, n_trials, timeout, workers, on_progress=callback.show_done)
             else:
                 finished = run_search(config, n_trials, timeout, callbacks=[callback], data=dataset)
-        except Interrupted as signal_received:
-            interrupted = signal_received
-            progress.stop()
-            err.print(
-                "[yellow]interrupted[/yellow]: the running trial is marked failed (a resume retries it); "
-                "finished trials are kept"
-            )
-            finished = optuna.load_study(study_name=config.study_name, storage=config.storage_url)
-    if latency == "lut" and not interrupted:
+    except Interrupted as signal_received:
+        interrupted = signal_received
+        err.print(
+            "[yellow]interrupted[/yellow]: the running trial is marked failed (a resume retries it); "
+            "finished trials are kept"
+        )
+        finished = optuna.load_study(study_name=config.study_name, storage=config.storage_url)
+    if latency is LatencyMode.lut and not interrupted:
         err.print("re-measuring the Pareto front on the device ...")
-        remeasure_front(finished, measure)
+        remeasure_front(finished, measured)
     summary = summarise(finished)
     paths = write_artifacts(summary, config.study_dir)
     _render(summary, json_output)
     err.print(f"wrote {', '.join(str(p) for p in paths)}", highlight=False)
     if interrupted:
-        raise typer.Exit(interrupted.exit_code)
+        raise typer.Exit(interrupt_exit_code(interrupted))
     if not summary.trials:
         raise ShuffleNetNASError(_nothing_found(summary, config))
 
@@ -190,8 +187,8 @@ def _nothing_found(summary: StudySummary, config: SearchConfig) -> str:
 class _ProgressCallback:
     """Optuna callback that advances the progress bar and shows best-so-far and time per trial."""
 
-    def __init__(self, progress: Progress, task: int) -> None:
-        self.progress, self.task = progress, task
+    def __init__(self, bar: ProgressBar) -> None:
+        self.bar = bar
         self.started = time.perf_counter()
         self.done = 0
         self.best_proxy = float("-inf")
@@ -199,7 +196,7 @@ class _ProgressCallback:
 
     def show_done(self, done: int) -> None:
         """Progress of local worker processes: trials finished so far."""
-        self.progress.update(self.task, completed=done, status=f"{done} trials finished")
+        self.bar.update(done, status=f"{done} trials finished")
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         self.done += 1
@@ -213,32 +210,7 @@ class _ProgressCallback:
             if self.fastest < float("inf")
             else f"{per_trial:.2f} s/trial"
         )
-        self.progress.update(self.task, advance=1, status=status)
-
-
-class _progress:
-    """Context manager: a Rich progress bar on stderr and the Optuna callback that drives it."""
-
-    def __init__(self, total: int | None) -> None:
-        self.bar = Progress(
-            SpinnerColumn(),
-            TextColumn("trials"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[status]}"),
-            console=err,
-            transient=False,
-        )
-        self.total = total
-
-    def __enter__(self) -> tuple[Progress, _ProgressCallback]:
-        self.bar.start()
-        task = self.bar.add_task("search", total=self.total, status="")
-        return self.bar, _ProgressCallback(self.bar, task)
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
+        self.bar.update(advance=1, status=status)
 
 
 def show(
@@ -251,10 +223,18 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """The Pareto front and the best V1-style and V2-style configurations of a study (opened read-only)."""
+    from shufflenet_nas.results.summary import load_study, summarise
+
     if study_dir is not None and storage is not None:
         raise UsageError("give either a results directory or --storage, not both")
-    summary = summarise(load_study(study_dir if storage is None else study, storage), every_trial=all_trials)
-    _render(summary, json_output, all_trials)
+    if storage is None:
+        if study_dir is None:
+            raise UsageError("give a results/<study> directory, or --storage URL with --study NAME")
+        with parameters_of("study_dir"):  # the library's `study` is the argument here
+            opened = load_study(study_dir)
+    else:
+        opened = load_study(study, storage)
+    _render(summarise(opened, every_trial=all_trials), json_output, all_trials)
 
 
 def _render(summary: StudySummary, json_output: bool, all_trials: bool = False) -> None:
@@ -287,6 +267,8 @@ _NUMERIC = ("trial", "MFLOPs", "params", "latency ms", "proxy")
 
 def _results_table(summary: StudySummary) -> Table:
     """The Pareto front, every paper baseline (marked where it is no result) and each family's best."""
+    from shufflenet_nas.results.summary import LATENCY_FORMAT, PROXY_FORMAT
+
     table = Table(title="Pareto front (latency vs proxy) and paper baselines")
     for column in ("", "trial", "family", "MFLOPs", "params", "latency ms", "proxy", "arch_id"):
         table.add_column(column, justify="right" if column in _NUMERIC else "left")
@@ -312,6 +294,8 @@ def _results_table(summary: StudySummary) -> Table:
 
 def _every_trial_table(summary: StudySummary) -> Table:
     """Every trial of the study in order: its state and, for those that are no result, why."""
+    from shufflenet_nas.results.summary import LATENCY_FORMAT, PROXY_FORMAT
+
     table = Table(title="every trial: the results, and why the others are not")
     for column in ("trial", "state", "", "family", "MFLOPs", "latency ms", "proxy", "arch_id", "why not a result"):
         table.add_column(column, justify="right" if column in _NUMERIC else "left")

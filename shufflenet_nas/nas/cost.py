@@ -1,46 +1,35 @@
-"""Cost model: MACs (fvcore, the papers' convention), parameters, memory access cost, operators, memory.
+"""Cost model: MACs (the papers' "FLOPs", counted as fvcore does), parameters, memory access cost, operators,
+memory.
 
-"FLOPs" here means multiply-adds of conv and linear layers, the convention of both ShuffleNet papers:
-fvcore counts one fused multiply-add as one flop, and only its ``conv`` and ``linear`` entries are
-summed (fvcore's ``.total()`` would add BatchNorm, about 3.9M on V2 1.0x).
-
-Every cost is additive over the parts of a network plan (stem, units, head), so each distinct part is
-counted once and cached: a search pays for the parts it has not seen before, not for whole networks.
-
-Two counts of a part agree exactly: ``traced_cost`` builds the module and runs it, fvcore counting the
-multiply-adds and a dispatch trace the kernels, memory access and live memory (~15 ms); ``symbolic_cost``
-replays the same kernels on shapes (~50 us). ``part_cost`` uses the replay, and checks it against the trace on
-the first part of each kind (unit type, stride, SE, residual, grouped or not, ...) the process meets; a kind
-that disagrees (a torch release that dispatches differently) is traced from then on, with a warning. Parts too
-big to build cheaply (over ``TRACE_MAX_MACS`` or ``TRACE_MAX_BYTES``) are never traced, so counting allocates
-nothing large: the check waits for a smaller part of the kind.
-
-``check_fits_in_memory`` turns the count into a memory estimate (weights + peak activations x batch) and
-compares it with the memory free on the device, before anything is built.
+Every cost is additive over the parts of a network plan (stem, units, head), so each distinct part is counted
+once and cached. ``replayed_cost`` replays a part's kernels on shapes (``symbolic_cost``, no torch);
+``trace_cost.traced_cost`` counts the built module (fvcore, a dispatch trace). ``part_cost`` uses the replay,
+checked against the trace once per kind of part and code version (the verdict is kept in the cache folder); a
+kind that disagrees is traced from then on, with a warning. Parts over ``TRACE_MAX_MACS`` or ``TRACE_MAX_BYTES``
+are never built. ``check_fits_in_memory`` compares the memory estimate with what the device has free.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import importlib.util
 import math
 import os
 import warnings
 from dataclasses import asdict, dataclass, fields
+from importlib import metadata
 from pathlib import Path
 from typing import Any
-from weakref import ref
 
-import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-
-from shufflenet_nas.errors import ShuffleNetNASError
+from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError
+from shufflenet_nas.jsonfile import default_cache_dir, read_json_object, write_json_atomic
 from shufflenet_nas.nas.symbolic_cost import symbolic_cost
-from shufflenet_nas.search_spaces.builder import build_part
 from shufflenet_nas.search_spaces.genotype import Genotype
 from shufflenet_nas.search_spaces.plan import HeadSpec, PartSpec, StemSpec, network_plan
-from shufflenet_nas.search_spaces.spaces import V1_GROUPS, SearchSpace
+from shufflenet_nas.search_spaces.spaces import SearchSpace
 
-PAPER_FLOP_OPERATORS = ("conv", "linear")
 # The largest part the replay is checked on by building and running it: twice the papers' largest part at 224 px
 # (0.1 GMACs; 16 MiB of fp32 weights + peak activations at batch 1), a fraction of a second.
 TRACE_MAX_MACS = 2 * 10**8
@@ -108,7 +97,7 @@ def cost_range(space: SearchSpace) -> tuple[Cost, Cost]:
     """
     smallest, largest = [], []
     for family in space.families:
-        for groups in V1_GROUPS if family == "v1" else (1,):
+        for groups in space.groups(family):
             smallest.append(count_cost(space.smallest(family, groups)))
             largest.append(count_cost(space.largest(family, groups)))
     names = [f.name for f in fields(Cost)]
@@ -123,10 +112,13 @@ def part_cost(spec: PartSpec) -> Cost:
     replayed = replayed_cost(spec)
     if replayed.macs > TRACE_MAX_MACS or replayed.params * 4 + replayed.peak_activation_bytes > TRACE_MAX_BYTES:
         return replayed  # building it to trace would take seconds and gigabytes
-    kind = _kind(spec)
-    if kind not in _checked_kinds:
+    kind = repr(_kind(spec))
+    checked = _checked_kinds()
+    if kind not in checked:
+        from shufflenet_nas.nas.trace_cost import traced_cost
+
         traced = traced_cost(spec)
-        _checked_kinds[kind] = traced == replayed
+        _record_check(kind, traced == replayed)
         if traced != replayed:
             warnings.warn(
                 f"symbolic cost of {kind} disagrees with the traced count ({replayed} vs {traced}): "
@@ -135,10 +127,56 @@ def part_cost(spec: PartSpec) -> Cost:
                 stacklevel=2,
             )
         return traced
-    return replayed if _checked_kinds[kind] else traced_cost(spec)
+    if checked[kind]:
+        return replayed
+    from shufflenet_nas.nas.trace_cost import traced_cost
+
+    return traced_cost(spec)
 
 
-_checked_kinds: dict[tuple[object, ...], bool] = {}  # kind -> the replay matched the trace on it
+# The modules whose code decides a part's kernels and counts: a check holds for one version of them, torch and fvcore.
+_COUNTED_BY = (
+    "shufflenet_nas.nas.cost",
+    "shufflenet_nas.nas.symbolic_cost",
+    "shufflenet_nas.nas.trace_cost",
+    "shufflenet_nas.search_spaces.blocks",
+    "shufflenet_nas.search_spaces.builder",
+    "shufflenet_nas.search_spaces.channels",
+    "shufflenet_nas.search_spaces.plan",
+)
+
+
+@functools.cache
+def _checks_fingerprint() -> str:
+    """Hash of the counting code and the torch and fvcore versions, read without importing them."""
+    digest = hashlib.sha256()
+    for name in _COUNTED_BY:
+        origin = importlib.util.find_spec(name).origin  # type: ignore[union-attr]
+        digest.update(Path(origin or "").read_bytes())
+    for package in ("torch", "fvcore"):
+        digest.update(metadata.version(package).encode())
+    return digest.hexdigest()[:16]
+
+
+def _checks_path() -> Path:
+    return default_cache_dir() / "cost_checks.json"
+
+
+@functools.cache
+def _checked_kinds() -> dict[str, bool]:
+    """Kind of part -> whether the replay matched the trace on it, for this code version (kept on disk)."""
+    stored = read_json_object(_checks_path()).get(_checks_fingerprint(), {})
+    return {kind: bool(ok) for kind, ok in stored.items()} if isinstance(stored, dict) else {}
+
+
+def _record_check(kind: str, ok: bool) -> None:
+    """Keep one check's verdict in this process and on disk (other versions' verdicts are dropped)."""
+    _checked_kinds()[kind] = ok
+    path = _checks_path()
+    stored = read_json_object(path).get(_checks_fingerprint(), {})
+    merged = (stored if isinstance(stored, dict) else {}) | {kind: ok}
+    with contextlib.suppress(OSError):  # a read-only cache only costs a re-check in the next process
+        write_json_atomic(path, {_checks_fingerprint(): merged})
 
 
 def _kind(spec: PartSpec) -> tuple[object, ...]:
@@ -164,100 +202,6 @@ def replayed_cost(spec: PartSpec) -> Cost:
     return Cost(tape.macs, tape.params, tape.memory_access, tape.operators, tape.peak)
 
 
-def traced_cost(spec: PartSpec) -> Cost:
-    """The cost of one part counted on its module: fvcore's multiply-adds, a dispatch trace of the rest."""
-    with torch.random.fork_rng(devices=[]):  # initialising weights must not move the caller's RNG
-        module = build_part(spec).eval()
-    x = torch.zeros(1, *spec.input_shape)
-    with torch.inference_mode(False), torch.no_grad():
-        macs = fvcore_macs(module, x)
-        memory_access, operators, peak = _trace_memory(module, x)
-    params = sum(p.numel() for p in module.parameters())
-    return Cost(macs, params, memory_access, operators, peak)
-
-
-def fvcore_macs(module: torch.nn.Module, x: torch.Tensor) -> int:
-    """Conv + linear multiply-adds of ``module(x)`` by fvcore's FlopCountAnalysis."""
-    from fvcore.nn import FlopCountAnalysis
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        analysis = FlopCountAnalysis(module, x)
-        analysis.unsupported_ops_warnings(False)
-        analysis.uncalled_modules_warnings(False)
-        by_operator = analysis.by_operator()
-    return int(sum(by_operator.get(name, 0) for name in PAPER_FLOP_OPERATORS))
-
-
-# Operators that only reinterpret memory or allocate it: no kernel, no traffic.
-_NOT_KERNELS = {
-    "empty",
-    "view",
-    "_unsafe_view",
-    "reshape",
-    "transpose",
-    "permute",
-    "slice",
-    "select",
-    "split",
-    "split_with_sizes",
-    "chunk",
-    "narrow",
-    "flatten",
-    "unsqueeze",
-    "squeeze",
-    "expand",
-    "t",
-    "detach",
-    "alias",
-    "as_strided",
-    "_reshape_alias",
-    "unbind",
-}
-
-
-class _MemoryTrace(TorchDispatchMode):
-    """Counts kernels, elements they touch, and the live activation bytes (weights excluded)."""
-
-    def __init__(self, weights: set[int]) -> None:
-        super().__init__()
-        self.weights = weights
-        self.memory_access = 0
-        self.operators = 0
-        self.live: dict[int, tuple[Any, int]] = {}
-        self.peak = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        out = func(*args, **(kwargs or {}))
-        name = func.overloadpacket.__name__
-        if name in _NOT_KERNELS:
-            return out
-        inputs = [t for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
-        outputs = [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
-        self.operators += 1
-        self.memory_access += sum(t.numel() for t in inputs + outputs)
-        self.live = {key: entry for key, entry in self.live.items() if entry[0]() is not None}
-        for tensor in inputs + outputs:
-            self._track(tensor)
-        self.peak = max(self.peak, sum(size for _, size in self.live.values()))
-        return out
-
-    def _track(self, tensor: torch.Tensor) -> None:
-        storage = tensor.untyped_storage()
-        key = storage.data_ptr()
-        if key in self.weights or key in self.live:
-            return
-        self.live[key] = (ref(tensor), storage.nbytes())
-
-
-def _trace_memory(module: torch.nn.Module, x: torch.Tensor) -> tuple[int, int, int]:
-    weights = {t.untyped_storage().data_ptr() for t in [*module.parameters(), *module.buffers()]}
-    trace = _MemoryTrace(weights)
-    with trace:
-        module(x)
-    return trace.memory_access, trace.operators, trace.peak
-
-
 # ---- memory ------------------------------------------------------------------------------------------------
 class InsufficientMemoryError(ShuffleNetNASError):
     """A network would not fit in the memory free on its device (raised before anything is built)."""
@@ -281,9 +225,9 @@ def estimate_memory(genotype: Genotype, batch: int = 1, dtype: str = "fp32") -> 
     """Weights (params x dtype bytes) + the forward's peak live activations x batch, counted from the plan
     without building the network. Inference only: training holds more."""
     if dtype not in DTYPE_BYTES:
-        raise ValueError(f"dtype {dtype!r} unknown; use one of {', '.join(DTYPE_BYTES)}")
+        raise InvalidArgumentError(f"dtype={dtype!r} unknown; use one of {', '.join(DTYPE_BYTES)}")
     if batch < 1:
-        raise ValueError(f"batch {batch}: need at least 1")
+        raise InvalidArgumentError(f"batch={batch}: need at least 1")
     plan = network_plan(genotype)
     costs = [part_cost(part) for part in plan]
     peak = max(cost.peak_activation_bytes + held for cost, held in zip(costs, _held_bytes(genotype, plan), strict=True))
@@ -314,8 +258,10 @@ def available_memory_bytes(device: str = "cpu") -> int | None:
     """Memory free for a new allocation: on ``cuda`` the current GPU's free memory; on ``cpu`` the kernel's
     MemAvailable, or less when a cgroup (a container) limits the process. ``None`` where it cannot be read."""
     if device not in ("cpu", "cuda"):
-        raise ValueError(f"device {device!r} unknown; use cpu or cuda")
+        raise InvalidArgumentError(f"device={device!r} unknown; use device='cpu' or device='cuda'")
     if device == "cuda":
+        import torch
+
         return torch.cuda.mem_get_info()[0] if torch.cuda.is_available() else None
     free = [value for value in (_meminfo_available(), _cgroup_free()) if value is not None]
     return min(free) if free else None

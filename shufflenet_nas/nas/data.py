@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from shufflenet_nas.errors import ShuffleNetNASError, UsageError
+from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError
 from shufflenet_nas.search_spaces.genotype import Genotype
 from shufflenet_nas.search_spaces.spaces import stem_stride_for
 
@@ -38,8 +38,13 @@ _CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 _CIFAR_SIDE = 32
 
 
+def _named(folder: Path) -> str:
+    """``data='<folder>'``: how a message names the dataset."""
+    return f"data={str(folder)!r}"
+
+
 class DatasetError(ShuffleNetNASError):
-    """A dataset on disk is missing pieces or cannot be read (exit code 1)."""
+    """A dataset on disk is missing pieces or cannot be read."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,21 +101,21 @@ class Dataset:
                 stem_stride=stem_stride_for(self.resolution),
             )
         except ValueError as error:
-            raise UsageError(f"--data {self.path}: {error}") from None
+            raise InvalidArgumentError(f"{genotype.arch_id} does not fit {_named(self.path)}: {error}") from None
 
 
-def load_dataset(path: Path | str, resolution: int | None = None) -> Dataset:
+def load_dataset(data: Path | str, resolution: int | None = None) -> Dataset:
     """Read an ImageFolder or CIFAR-10/100 python directory; errors are one line naming the path.
 
     ``resolution`` resizes ImageFolder images to that square size (CIFAR stays at 32x32).
     """
-    root = Path(path).expanduser()
+    root = Path(data).expanduser()
     if not root.exists():
-        raise UsageError(f"--data {root}: no such directory; expected {_EXPECTED}")
+        raise InvalidArgumentError(f"{_named(root)}: no such directory; expected {_EXPECTED}")
     if not root.is_dir():
-        raise UsageError(f"--data {root}: not a directory; expected {_EXPECTED}")
+        raise InvalidArgumentError(f"{_named(root)}: not a directory; expected {_EXPECTED}")
     if resolution is not None and resolution < 8:
-        raise UsageError(f"--resolution {resolution}: too small; use at least 8 pixels")
+        raise InvalidArgumentError(f"resolution={resolution} is too small; use at least 8 pixels")
     for folder in (root, root / "cifar-10-batches-py", root / "cifar-100-python"):
         if (folder / "data_batch_1").is_file() or (folder / "test_batch").is_file():
             return _cifar10(folder)
@@ -161,19 +166,19 @@ def _image_folder(root: Path, resolution: int | None) -> Dataset:
     folders = _class_folders(train_root)
     if len(folders) < 2:
         found = f"{len(folders)} class subfolder" + ("" if len(folders) == 1 else "s")
-        raise DatasetError(f"--data {root}: found {found}, need 2 or more; expected {_EXPECTED}")
+        raise DatasetError(f"{_named(root)}: found {found}, need 2 or more; expected {_EXPECTED}")
     classes = [folder.name for folder in folders]
     files = {name: _images_in(train_root / name) for name in classes}
     empty = [name for name, paths in files.items() if not paths]
     if empty:
         raise DatasetError(
-            f"--data {root}: class folder {empty[0]!r} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
+            f"{_named(root)}: class folder {empty[0]!r} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
             f"expected {_EXPECTED}"
         )
     if val_root is not None:
         unknown = sorted({f.name for f in _class_folders(val_root)} - set(classes))
         if unknown:
-            raise DatasetError(f"--data {root}: {val_root.name}/ has class {unknown[0]!r} that train/ lacks")
+            raise DatasetError(f"{_named(root)}: {val_root.name}/ has class {unknown[0]!r} that train/ lacks")
         train_files = [(path, label) for label, name in enumerate(classes) for path in files[name]]
         val_files = [
             (path, label)
@@ -206,7 +211,7 @@ def _open(path: Path, root: Path) -> Image.Image:
     try:
         return Image.open(path)
     except (OSError, UnidentifiedImageError):
-        raise DatasetError(f"--data {root}: cannot read image {path}") from None
+        raise DatasetError(f"{_named(root)}: cannot read image {path}") from None
 
 
 def _common_side(paths: list[Path], root: Path) -> int:
@@ -217,7 +222,9 @@ def _common_side(paths: list[Path], root: Path) -> int:
             sides[min(image.size)] += 1
     side = sides.most_common(1)[0][0]
     if side < 8:
-        raise DatasetError(f"--data {root}: most images are {side} pixels across; need at least 8 (or --resolution)")
+        raise DatasetError(
+            f"{_named(root)}: most images are {side} pixels across; need at least 8 (or set `resolution`)"
+        )
     return side
 
 
@@ -228,7 +235,7 @@ def _decode_all(files: list[tuple[Path, int]], side: int, root: Path) -> tuple[n
             with _open(path, root) as image:
                 images[index] = _square(image.convert("RGB"), side).transpose(2, 0, 1)
         except OSError:
-            raise DatasetError(f"--data {root}: cannot decode image {path}") from None
+            raise DatasetError(f"{_named(root)}: cannot decode image {path}") from None
     return images, np.array([label for _, label in files], dtype=np.int64)
 
 
@@ -270,13 +277,13 @@ def _read_pickle(path: Path) -> dict[bytes, Any]:
         data = _ArrayUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
     except FileNotFoundError:
         raise DatasetError(
-            f"--data {path.parent}: {path.name} is missing (CIFAR-10 has data_batch_1..5 and test_batch, "
+            f"{_named(path.parent)}: {path.name} is missing (CIFAR-10 has data_batch_1..5 and test_batch, "
             "CIFAR-100 train and test)"
         ) from None
     except Exception as error:
-        raise DatasetError(f"--data {path.parent}: {path.name} is not a CIFAR python pickle ({error})") from None
+        raise DatasetError(f"{_named(path.parent)}: {path.name} is not a CIFAR python pickle ({error})") from None
     if not isinstance(data, dict):
-        raise DatasetError(f"--data {path.parent}: {path.name} holds no dict; expected a CIFAR python pickle")
+        raise DatasetError(f"{_named(path.parent)}: {path.name} holds no dict; expected a CIFAR python pickle")
     return data
 
 
@@ -287,11 +294,11 @@ def _cifar_split(path: Path, label_key: bytes, num_classes: int) -> tuple[np.nda
     pixels = 3 * _CIFAR_SIDE * _CIFAR_SIDE
     if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != pixels or len(labels) != len(images):
         raise DatasetError(
-            f"--data {path.parent}: {path.name} must hold b'data' as uint8 (N, {pixels}) and one "
+            f"{_named(path.parent)}: {path.name} must hold b'data' as uint8 (N, {pixels}) and one "
             f"b'{label_key.decode()}' entry per row; got {images.dtype} {images.shape} and {len(labels)} labels"
         )
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise DatasetError(f"--data {path.parent}: {path.name} has labels outside 0..{num_classes - 1}")
+        raise DatasetError(f"{_named(path.parent)}: {path.name} has labels outside 0..{num_classes - 1}")
     return images.reshape(-1, 3, _CIFAR_SIDE, _CIFAR_SIDE), labels
 
 
@@ -301,7 +308,7 @@ def _cifar_names(path: Path, key: bytes, count: int) -> list[str]:
         return [str(i) for i in range(count)]
     names = _read_pickle(path).get(key, [])
     if len(names) != count:
-        raise DatasetError(f"--data {path.parent}: {path.name} lists {len(names)} class names; expected {count}")
+        raise DatasetError(f"{_named(path.parent)}: {path.name} lists {len(names)} class names; expected {count}")
     return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
 

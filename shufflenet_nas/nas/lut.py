@@ -1,26 +1,14 @@
 """Latency lookup table: measure each distinct network part once per device, predict whole networks.
 
-The FBNet / once-for-all technique, extended to ShuffleNet units. A network plan (``plan.network_plan``) is
-a sequence of hashable parts (stem, units, head); each distinct part is measured once with
-``latency.measure_module``, in the memory format it receives inside the network (a V2 unit's channel
-shuffle returns NCHW even from channels-last input, so later units see NCHW), and the entry records the
-format its output has. A network's latency is predicted as ``intercept + slope * sum(parts)``, a linear
-fit of measured against summed latencies on a few calibration networks per input resolution (what the
-parts do not see: the network's own forward overhead, caches shared between parts).
+A network plan (``plan.network_plan``) is a sequence of hashable parts (stem, units, head); each distinct part
+is measured once with ``measure_module``, in the memory format it receives inside the network, and its entry
+records the format of its output. A network's latency is predicted as ``intercept + slope * sum(parts)``,
+a ``Calibration`` fitted on whole networks measured at the same input resolution.
 
-Tables live on disk, one JSON file per device, software and measurement key (target, runtime, device
-name, torch / CUDA / onnxruntime versions, threads, batch, dtype, memory format, speed normalisation and
-its anchor, a fingerprint of the code that builds the parts): a change to any of these opens a different,
-empty table. Normalised parts and networks (the default on cpu) are all in the anchor's units, so a part
-timed while the host was busy still adds up with one timed while it was quiet. Missing parts are
-measured on first use and persisted; when all of a network's parts are known a prediction is a few
-dictionary look-ups. A search may instead *estimate* a missing part (``estimate=True``): from the measured
-parts of the same structure (everything but the channel counts: type, stride, groups, split, kernel, SE,
-residual, input size, memory format), by a straight line of latency against the part's MACs through its
-nearest neighbours; with fewer than two such neighbours, from the parts of its group (type, stride, groups,
-input size, memory format) by a non-negative least-squares fit of latency on MACs, memory access and kernel
-count; with fewer than ``GROUP_MIN_PARTS`` of those the part is measured after all. The directory is
-``$SHUFFLENET_NAS_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/shufflenet-nas/lut`` (``~/.cache/...``).
+A table is one JSON file in the cache directory per measurement key (``table_key``: device, software,
+measurement settings, speed anchor, a fingerprint of the code that builds the parts); another key opens
+another table. Missing parts are measured on first use and persisted, or, with ``estimate=True``, estimated
+from measured ones (``lut_estimate``).
 """
 
 from __future__ import annotations
@@ -28,45 +16,42 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shufflenet_nas.jsonfile import read_json_object, write_json_atomic
-from shufflenet_nas.nas.cost import Cost, part_cost
+from shufflenet_nas.errors import InvalidArgumentError
+from shufflenet_nas.jsonfile import default_cache_dir, read_json_object, set_aside, write_json_atomic
 from shufflenet_nas.nas.latency import (
     MeasureConfig,
     check_target,
-    default_cache_dir,
     measure_latency,
     measure_module,
     reference_anchor_ms,
     seeded,
     software_provenance,
 )
-from shufflenet_nas.search_spaces import blocks, builder, plan
+from shufflenet_nas.nas.lut_estimate import PartEntry, PartEstimator, entry_key
+from shufflenet_nas.search_spaces import blocks, builder, channels, plan
 from shufflenet_nas.search_spaces.builder import build_part
 from shufflenet_nas.search_spaces.genotype import Genotype
-from shufflenet_nas.search_spaces.plan import HeadSpec, PartSpec, StemSpec, UnitSpec, network_plan
+from shufflenet_nas.search_spaces.plan import PartSpec, network_plan
 from shufflenet_nas.search_spaces.spaces import SearchSpace
 
 LUT_FORMAT = 4
 CALIBRATION_NETWORKS = 6  # networks measured whole when a resolution has no calibration yet
-ESTIMATE_NEIGHBOURS = 4  # measured parts of the same structure a missing part's line is fitted through
-GROUP_MIN_PARTS = 6  # measured parts of a group its cost-feature fit needs
 CALIBRATION_SEED = 0
 
 
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """Hash of the sources that define the parts (blocks, builder, plan): edit them and tables start over."""
+    """Hash of the sources that define the parts (blocks, builder, channels, plan): edit them and tables start over."""
     digest = hashlib.sha256()
-    for module in (blocks, builder, plan):
+    for module in (blocks, builder, channels, plan):
         digest.update(Path(module.__file__ or "").read_bytes())
     return digest.hexdigest()[:12]
 
@@ -76,56 +61,6 @@ def table_key(config: MeasureConfig) -> dict[str, Any]:
     hash."""
     key = software_provenance(config) | {"code": code_fingerprint(), "format": LUT_FORMAT}
     return key | ({"reference_anchor_ms": reference_anchor_ms(config)} if config.normalized else {})
-
-
-@functools.lru_cache(maxsize=65536)
-def _entry_key(spec: PartSpec, channels_last_input: bool) -> str:
-    return f"{spec!r}|{'nhwc' if channels_last_input else 'nchw'}"
-
-
-@functools.lru_cache(maxsize=65536)
-def _structure_key(spec: PartSpec, channels_last_input: bool) -> str:
-    """The entry key with channel counts left out (whether a head has its 1x1 conv stays in)."""
-    if isinstance(spec, StemSpec):
-        spec = replace(spec, out_channels=0)
-    elif isinstance(spec, HeadSpec):
-        spec = replace(spec, in_channels=0, head_channels=min(spec.head_channels, 1))
-    else:
-        spec = replace(spec, in_channels=0, out_channels=0)
-    return _entry_key(spec, channels_last_input)
-
-
-@functools.lru_cache(maxsize=65536)
-def _group_key(spec: PartSpec, channels_last_input: bool) -> str:
-    """The structure key with kernel, split, SE and residual left out too (the cost features cover them)."""
-    if isinstance(spec, UnitSpec):
-        spec = replace(spec, in_channels=0, out_channels=0, kernel=0, split_ratio=0.0, se=False, residual=False)
-        return _entry_key(spec, channels_last_input)
-    return _structure_key(spec, channels_last_input)
-
-
-def _features(macs: int, memory_access: int, operators: int) -> list[float]:
-    """What a part's latency is fitted on in its group: a constant, MACs, memory access, kernels launched."""
-    return [1.0, macs / 1e6, memory_access / 1e6, float(operators)]
-
-
-def _cost_fields(cost: Cost) -> tuple[int, int, int]:
-    return cost.macs, cost.memory_access, cost.operators
-
-
-@dataclass(frozen=True)
-class PartEntry:
-    """One part's measured latency, the memory format of its output, and what estimation needs."""
-
-    ms: float
-    output_channels_last: bool
-    runs: int
-    ci_rel: float
-    structure: str
-    group: str
-    macs: int
-    memory_access: int
-    operators: int
 
 
 @dataclass(frozen=True)
@@ -168,26 +103,26 @@ class LatencyTable:
         self.key = key
         self.entries: dict[str, PartEntry] = {}
         self.calibrations: dict[int, Calibration] = {}
-        self._by_structure: dict[str, list[PartEntry]] = {}  # measured entries per structure, for estimates
-        self._by_group: dict[str, list[PartEntry]] = {}
-        self._indexed = 0  # entries in the two indexes
-        self._group_fits: dict[str, tuple[int, np.ndarray]] = {}  # group -> (parts fitted on, coefficients)
-        self._estimates: dict[str, PartEntry] = {}  # entry key -> estimate, until the table grows
-        self.estimated = 0  # parts estimated so far (not measured, not stored)
+        self._estimator = PartEstimator()
 
     @classmethod
     def open(cls, config: MeasureConfig, cache_dir: Path | None = None) -> LatencyTable:
-        """The table for this device, software and config (empty if none is stored, or it is unreadable)."""
+        """The table for this device, software and config (empty if none is stored; a corrupt file is set aside)."""
         check_target(config)
         key = table_key(config)
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         path = (cache_dir or default_cache_dir()) / f"{config.target}-{config.resolved_runtime}-{digest}.json"
         table = cls(config, path, key)
-        table._merge(table._read())
+        table._merge()
         return table
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    @property
+    def estimated(self) -> int:
+        """Parts estimated so far (not measured, not stored)."""
+        return self._estimator.count
 
     # ---- predicting ------------------------------------------------------------------------------
     def predict_ms(self, genotype: Genotype, estimate: bool = False) -> float:
@@ -201,9 +136,9 @@ class LatencyTable:
         channels_last = self.config.channels_last
         measured = False
         for spec in network_plan(genotype):
-            entry = self.entries.get(_entry_key(spec, channels_last))
+            entry = self.entries.get(entry_key(spec, channels_last))
             if entry is None and estimate:
-                entry = self._estimate_part(spec, channels_last)
+                entry = self._estimator.estimate(self.entries, spec, channels_last)
             if entry is None:
                 entry = self._measure_part(spec, channels_last)
                 measured = True
@@ -212,56 +147,6 @@ class LatencyTable:
         if measured:
             self.save()
         return total
-
-    def _estimate_part(self, spec: PartSpec, channels_last_input: bool) -> PartEntry | None:
-        """From the nearest measured parts of the same structure (a line in MACs), else from the part's group
-        (a fit on cost features); ``None`` when the table has too few of either. Kept until the table grows:
-        a stage repeats its units, and a search its parts."""
-        self._index()
-        key = _entry_key(spec, channels_last_input)
-        if key in self._estimates:
-            self.estimated += 1
-            return self._estimates[key]
-        cost = part_cost(spec)
-        structure, group = _structure_key(spec, channels_last_input), _group_key(spec, channels_last_input)
-        neighbours = self._by_structure.get(structure, [])
-        if len(neighbours) >= 2:
-            nearest = sorted(neighbours, key=lambda e: (abs(math.log(e.macs / cost.macs)), e.macs))  # ties: smaller
-            nearest = nearest[:ESTIMATE_NEIGHBOURS]
-            x, y = np.array([e.macs for e in nearest], dtype=float), np.array([e.ms for e in nearest])
-            slope, intercept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (0.0, float(np.mean(y)))
-            ms = float(intercept + slope * cost.macs) if slope > 0 else float(np.mean(y))
-            ms = max(ms, float(y.min()) * min(1.0, cost.macs / x.min()))  # not below the smallest, scaled by MACs
-        elif len(members := self._by_group.get(group, [])) >= GROUP_MIN_PARTS:
-            ms = float(np.dot(self._group_fit(group, members), _features(*_cost_fields(cost))))
-        else:
-            return None
-        self.estimated += 1
-        like = self._by_group[group][0]  # a part of the same type: its output has the same memory format
-        entry = PartEntry(ms, like.output_channels_last, 0, float("nan"), structure, group, *_cost_fields(cost))
-        self._estimates[key] = entry
-        return entry
-
-    def _group_fit(self, group: str, members: list[PartEntry]) -> np.ndarray:
-        """Non-negative coefficients of the features, least squares on relative errors (cached per size)."""
-        fitted, coefficients = self._group_fits.get(group, (0, np.empty(0)))
-        if fitted != len(members):
-            from scipy.optimize import nnls
-
-            y = np.array([e.ms for e in members])
-            x = np.array([_features(e.macs, e.memory_access, e.operators) for e in members])
-            coefficients, _ = nnls(x / y[:, None], np.ones(len(members)))
-            self._group_fits[group] = (len(members), coefficients)
-        return coefficients
-
-    def _index(self) -> None:
-        """Measured entries by structure and by group (rebuilt, and estimates dropped, when the table has grown)."""
-        if self._indexed != len(self.entries):
-            self._by_structure, self._by_group, self._indexed = {}, {}, len(self.entries)
-            self._estimates.clear()
-            for entry in self.entries.values():
-                self._by_structure.setdefault(entry.structure, []).append(entry)
-                self._by_group.setdefault(entry.group, []).append(entry)
 
     def calibration(self, resolution: int) -> Calibration:
         """The resolution's calibration; fitted on ``CALIBRATION_NETWORKS`` sampled networks if missing."""
@@ -274,7 +159,7 @@ class LatencyTable:
         """Measure whole networks (all at one resolution), fit measured vs sum of parts, persist."""
         resolutions = {genotype.resolution for genotype in genotypes}
         if len(resolutions) != 1:
-            raise ValueError(f"calibration networks must share one resolution, got {sorted(resolutions)}")
+            raise InvalidArgumentError(f"genotypes must share one resolution, got {sorted(resolutions)}")
         networks = [(g.to_string(), measure_latency(g, self.config).median_ms, self.parts_ms(g)) for g in genotypes]
         calibration = Calibration.fit(networks)
         self.calibrations[resolutions.pop()] = calibration
@@ -292,17 +177,10 @@ class LatencyTable:
 
     def _measure_part(self, spec: PartSpec, channels_last_input: bool) -> PartEntry:
         result = measure_module(seeded(lambda: build_part(spec)), spec.input_shape, self.config, channels_last_input)
-        provenance = result.provenance
-        entry = PartEntry(
-            result.median_ms,
-            provenance.get("output_channels_last", False),
-            result.runs,
-            provenance["ci_rel"],
-            _structure_key(spec, channels_last_input),
-            _group_key(spec, channels_last_input),
-            *_cost_fields(part_cost(spec)),
-        )
-        self.entries[_entry_key(spec, channels_last_input)] = entry
+        output_channels_last = result.provenance.get("output_channels_last", False)
+        ci_rel = result.provenance["ci_rel"]
+        entry = PartEntry.of(spec, channels_last_input, result.median_ms, output_channels_last, result.runs, ci_rel)
+        self.entries[entry_key(spec, channels_last_input)] = entry
         return entry
 
     # ---- storage -----------------------------------------------------------------------------------
@@ -314,7 +192,7 @@ class LatencyTable:
 
     def save(self) -> None:
         """Write the table atomically, merged with entries another process may have stored meanwhile."""
-        self._merge(self._read(), keep_own=True)
+        self._merge(keep_own=True)
         data = {
             "key": self.key,
             "parts": {key: asdict(entry) for key, entry in self.entries.items()},
@@ -322,19 +200,29 @@ class LatencyTable:
         }
         write_json_atomic(self.path, data)
 
-    def _read(self) -> dict[str, Any]:
+    def _read(self) -> tuple[dict[str, PartEntry], dict[int, Calibration]]:
+        """The entries and calibrations on disk; a file that is no table of this key is set aside."""
         data = read_json_object(self.path)
-        return data if data.get("key") == self.key else {}
+        if not data:
+            return {}, {}
+        if data.get("key") != self.key:
+            problem = "it holds the table of another measurement key"
+        else:
+            try:
+                entries = {key: PartEntry(**value) for key, value in data["parts"].items()}
+                calibrations = {
+                    int(r): Calibration(c["slope"], c["intercept"], tuple(map(tuple, c["networks"])))
+                    for r, c in data["calibration"].items()
+                }
+                return entries, calibrations
+            except (AttributeError, TypeError, KeyError, ValueError) as error:
+                problem = f"its entries do not parse ({type(error).__name__}: {error})"
+        set_aside(self.path, problem)
+        return {}, {}
 
-    def _merge(self, data: dict[str, Any], keep_own: bool = False) -> None:
-        try:
-            entries = {key: PartEntry(**value) for key, value in data.get("parts", {}).items()}
-            calibrations = {
-                int(r): Calibration(c["slope"], c["intercept"], tuple(map(tuple, c["networks"])))
-                for r, c in data.get("calibration", {}).items()
-            }
-        except (TypeError, KeyError, ValueError):
-            return  # a file of another layout: ignored, and replaced on the next save
+    def _merge(self, keep_own: bool = False) -> None:
+        """Take the entries and calibrations on disk; with ``keep_own`` this table's own win over them."""
+        entries, calibrations = self._read()
         if keep_own:
             entries |= self.entries
             calibrations |= self.calibrations

@@ -2,7 +2,7 @@
 
 Every value is HIGHER IS BETTER, so a search always maximises. All zero-cost proxies score a freshly
 initialised network (``build`` under ``torch.manual_seed(seed)``, the global RNG left untouched) on one fixed
-batch: ``batch_size`` images from ``--data`` (a seeded draw from its training split) or seeded Gaussian noise
+batch: ``batch_size`` images from ``data`` (a seeded draw from its training split) or seeded Gaussian noise
 with seeded random labels. The same definitions hold for V1 and V2 units and every width, so scores compare
 across the whole space.
 
@@ -18,9 +18,9 @@ across the whole space.
 - ``snip`` (Lee et al. 2019): sum of |theta * dL/dtheta| over conv and linear weights.
 - ``jacob_cov`` (Mellor et al. 2020): -sum(ln(v + k) + 1/(v + k)), k = 1e-5, over the eigenvalues v of the
   correlation matrix of the input Jacobians. A Jacobian with no variance correlates with nothing (not NaN).
-- ``params``, ``mflops``: parameter count and conv + linear multiply-adds (``nas.cost``), the reference every
-  comparison shows: on ImageNet model pools they rank about as well as the proxies above.
-- ``train``: validation accuracy (0..1) after a short training run (``nas.training``); needs ``--data``.
+- ``params``, ``mflops``: parameter count and conv + linear multiply-adds (``nas.cost``), the references every
+  comparison shows.
+- ``train``: validation accuracy (0..1) after a short training run (``nas.training``); needs ``data``.
 
 A proxy that still comes out NaN or infinite raises ``ProxyError`` rather than returning a value a search
 would rank.
@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from shufflenet_nas.errors import ShuffleNetNASError, UsageError
+from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError
 from shufflenet_nas.nas.cost import count_cost
 from shufflenet_nas.nas.data import Dataset
 from shufflenet_nas.nas.training import ReportCallback, TrainConfig, short_train
@@ -87,16 +87,17 @@ def parse_proxy_names(text: str) -> tuple[str, ...]:
 
 
 def check_proxy_names(names: Sequence[str], data: object | None) -> None:
-    """Raise ``UsageError`` naming unknown proxies, or ``train`` asked for without a dataset."""
+    """Raise ``InvalidArgumentError`` naming unknown proxies, or ``train`` asked for without a dataset."""
     if not names:
-        raise UsageError(f"--proxy: name at least one proxy of {', '.join(PROXY_NAMES)}")
+        raise InvalidArgumentError(f"`names`: name at least one proxy of {', '.join(PROXY_NAMES)}")
     unknown = [name for name in names if name not in PROXY_NAMES]
     if unknown:
-        raise UsageError(
-            f"--proxy: unknown proxy {', '.join(map(repr, unknown))}; choose from {', '.join(PROXY_NAMES)}"
+        raise InvalidArgumentError(
+            f"names={tuple(names)!r}: unknown proxy {', '.join(map(repr, unknown))}; "
+            f"choose from {', '.join(PROXY_NAMES)}"
         )
     if "train" in names and data is None:
-        raise UsageError("--proxy train needs --data PATH (an ImageFolder or CIFAR directory to train on)")
+        raise InvalidArgumentError("proxy 'train' needs `data` (an ImageFolder or CIFAR directory to train on)")
 
 
 def synthetic_batch(genotype: Genotype, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,7 +120,7 @@ def compute_proxies(
     """Score ``genotype`` with each named proxy; with ``data`` it is first fitted to the data's size and classes."""
     check_proxy_names(names, data)
     if batch_size < 2:
-        raise UsageError(f"--batch-size {batch_size}: the proxies need at least 2 images (BatchNorm, kernels)")
+        raise InvalidArgumentError(f"batch_size={batch_size}: the proxies need at least 2 images (BatchNorm, kernels)")
     if data is not None:
         genotype = data.fit(genotype)
     if set(names) <= {*REFERENCE_PROXIES, "train"}:  # nothing scores a batch: skip drawing one (~7 ms at 224 px)
@@ -153,8 +154,7 @@ def _weights(model: nn.Module) -> list[torch.Tensor]:
 
 def _parts(model: ShuffleNet) -> list[nn.Module]:
     """Stem, every unit and the head, in forward order."""
-    units = [unit for name, stage in model.named_children() if name.startswith("stage") for unit in stage]
-    return [model.stem, *units, model.head]
+    return model.parts()
 
 
 def synflow(probe: Probe) -> float:

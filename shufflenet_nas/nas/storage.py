@@ -1,14 +1,11 @@
 """Optuna storage: SQLite tuned for many small writes, and a write-behind copy for fast (lookup-table) searches.
 
-Optuna's RDB storage writes every parameter and attribute of a trial with its own queries (about 1-2 ms each
-through SQLAlchemy, 35-40 per trial here, even for a whole trial passed to ``create_new_trial``): nothing next to
-a measured trial, most of the time of one whose latency comes from a lookup table. ``WriteBehind`` runs such
-trials on an in-memory copy of the study and inserts each finished trial's rows (trial, values, params,
-attributes, intermediate values) with Optuna's own table models in one transaction. The in-memory copy has
-already checked each parameter's distribution against the study's (it holds every stored trial), which is
-what Optuna's per-row queries are for. The storage stays the record: a run that is killed loses only its
-running trial, a resumed one starts from what is stored, and every ``REFRESH_EVERY`` trials the copy takes in
-what other workers have stored meanwhile.
+``WriteBehind`` runs trials on an in-memory copy of the study and stores each finished trial's rows (trial,
+values, params, attributes, intermediate values) with Optuna's own table models in one transaction, instead of
+Optuna's query per row. The copy holds every stored trial, so it has already checked each parameter's
+distribution against the study's. The storage stays the record: a killed run loses only its running trial, a
+resumed one starts from what is stored, and every ``REFRESH_EVERY`` trials the copy takes in what other workers
+have stored meanwhile.
 """
 
 from __future__ import annotations
@@ -45,8 +42,8 @@ def make_storage(url: str, heartbeat: bool = False) -> optuna.storages.RDBStorag
     """Optuna RDB storage for ``url``; with ``heartbeat``, running trials beat every ``HEARTBEAT_INTERVAL_S``
     and one silent for ``GRACE_PERIOD_S`` (its worker killed) is failed and retried once by another worker.
 
-    SQLite runs in WAL mode with normal sync (about 4x faster commits, still safe against a crash of the
-    process; readers such as optuna-dashboard keep working), and every transaction takes the write lock
+    SQLite runs in WAL mode with normal sync (faster commits, still safe against a crash of the process;
+    readers such as optuna-dashboard keep working), and every transaction takes the write lock
     when it begins (``BEGIN IMMEDIATE``): Python's sqlite3 runs a transaction's reads before its first write
     outside any transaction, so two workers could both claim one waiting trial or count the same trial number.
     Workers that start together on a new database race to create its tables ("table ... already exists",

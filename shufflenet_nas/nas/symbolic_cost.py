@@ -3,7 +3,7 @@
 Each part type has a symbolic forward that mirrors its module's ``forward`` (``search_spaces.blocks``,
 ``builder``) kernel by kernel: conv, BatchNorm, ReLU, pools, concatenation, the channel shuffle's copy, the
 squeeze-excite ops, the classifier. A ``Tape`` adds up what ``cost`` defines, with the conventions of the
-traced count in ``cost.traced_cost`` (fvcore's conv / linear multiply-adds; elements read and written per
+traced count in ``trace_cost.traced_cost`` (fvcore's conv / linear multiply-adds; elements read and written per
 kernel, weights included; kernels launched; the largest set of live activation storages, in bytes, with
 tensors released where the Python forward drops its last reference). ``cost.part_cost`` checks this
 replay against the traced count on the first part of each kind a process meets, and tests check it on
@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from shufflenet_nas.search_spaces.genotype import v1_bottleneck
+from shufflenet_nas.search_spaces.channels import UnitChannels, se_channels
 from shufflenet_nas.search_spaces.plan import HeadSpec, PartSpec, StemSpec, UnitSpec, conv_out
 
 _FLOAT_BYTES = 4  # fp32 activations
@@ -121,7 +121,7 @@ class Tape:
         return y
 
     def squeeze_excite(self, x: Activation) -> Activation:
-        squeezed = max(8, x.channels // 16)
+        squeezed = se_channels(x.channels)
         pooled = Activation(x.channels, 1)
         self.kernel([x], [pooled])
         reduced = self.relu_(self.conv(pooled, squeezed, bias=True))
@@ -168,8 +168,8 @@ def symbolic_cost(spec: PartSpec) -> Tape:
 
 
 def _stem(tape: Tape, x: Activation, spec: StemSpec) -> None:
-    y = tape.conv_bn(x, spec.out_channels, 3, stride=1 if spec.stride == 1 else 2)
-    if spec.stride == 4:
+    y = tape.conv_bn(x, spec.out_channels, 3, spec.conv_stride)
+    if spec.has_maxpool:
         tape.pool(y, with_indices=True)
 
 
@@ -179,52 +179,47 @@ def _head(tape: Tape, x: Activation, spec: HeadSpec) -> None:
     tape.kernel([features], [pooled])  # mean over height and width
     if features is not x:
         tape.release(features)
-    weights = features.channels * spec.num_classes + (spec.num_classes if spec.fc_bias else 0)
-    tape.macs += features.channels * spec.num_classes
+    weights = spec.features * spec.num_classes + (spec.num_classes if spec.fc_bias else 0)
+    tape.macs += spec.features * spec.num_classes
     tape.params += weights
     tape.kernel([pooled], [Activation(spec.num_classes, 1)], weights)  # addmm (mm without bias)
 
 
-def _branch(tape: Tape, x: Activation, mid: int, out: int, spec: UnitSpec, first_groups: int) -> Activation:
-    """1x1 (grouped) conv-BN-ReLU, [shuffle], kxk depthwise conv-BN, 1x1 (grouped) conv-BN, [SE]."""
-    y = tape.conv_bn(x, mid, groups=first_groups)
-    if spec.groups > 1 and mid > spec.groups:  # with one channel per group the shuffle is a view: no copy
+def _branch2(tape: Tape, x: Activation, c: UnitChannels, spec: UnitSpec) -> Activation:
+    """``blocks.main_branch``: 1x1 conv-BN-ReLU, [shuffle], kxk depthwise conv-BN, 1x1 conv-BN, [SE]."""
+    y = tape.conv_bn(x, c.mid, groups=c.first_groups)
+    if c.groups > 1 and c.mid > c.groups:  # with one channel per group the shuffle is a view: no copy
         y = tape.then(y, tape.shuffle(y))
-    y = tape.conv_bn(y, mid, spec.kernel, spec.stride, groups=mid, relu=False, drop_input=True)
-    y = tape.conv_bn(y, out, groups=spec.groups, relu=False, drop_input=True)
+    y = tape.conv_bn(y, c.mid, spec.kernel, spec.stride, groups=c.mid, relu=False, drop_input=True)
+    y = tape.conv_bn(y, c.out, groups=c.groups, relu=False, drop_input=True)
     if spec.se:
         y = tape.then(y, tape.squeeze_excite(y))
     return y
 
 
 def _v1_unit(tape: Tape, x: Activation, spec: UnitSpec) -> None:
-    mid = v1_bottleneck(spec.out_channels, spec.groups)
-    first_groups = spec.groups if spec.first_pointwise_grouped else 1
+    c = spec.channels
+    y = _branch2(tape, x, c, spec)
     if spec.stride == 2:
-        y = _branch(tape, x, mid, spec.out_channels - spec.in_channels, spec, first_groups)
         shortcut = tape.pool(x)
         tape.cat(shortcut, tape.relu_(y))
         return
-    y = _branch(tape, x, mid, spec.out_channels, spec, first_groups)
     if spec.residual:
         y = tape.then(y, tape.add(y, x))
     tape.relu_(y)
 
 
 def _v2_unit(tape: Tape, x: Activation, spec: UnitSpec) -> None:
+    c = spec.channels
     if spec.stride == 2:
-        half = spec.out_channels // 2
-        projected_channels = spec.in_channels if spec.downsample == "official" else half
         p = tape.conv_bn(x, spec.in_channels, spec.kernel, spec.stride, groups=spec.in_channels, relu=False)
-        projected = tape.conv_bn(p, projected_channels, groups=spec.groups, drop_input=True)
-        y = _branch(tape, x, half, spec.out_channels - projected_channels, spec, spec.groups)
+        projected = tape.conv_bn(p, c.side, groups=c.groups, drop_input=True)
+        y = _branch2(tape, x, c, spec)
         joined = tape.cat(projected, tape.relu_(y))
         tape.release(projected, y)
     else:
-        passthrough = round(spec.out_channels * spec.split_ratio)
-        branch = spec.out_channels - passthrough
-        left, right = x.view(passthrough), x.view(branch)
-        y = _branch(tape, right, branch, branch, spec, spec.groups)
+        left, right = x.view(c.side), x.view(c.inputs)
+        y = _branch2(tape, right, c, spec)
         if spec.residual:
             y = tape.then(y, tape.add(y, right))
         joined = tape.cat(left, tape.relu_(y))

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from shufflenet_nas.errors import UsageError
+from shufflenet_nas.errors import InvalidArgumentError
 from shufflenet_nas.nas.data import Dataset
 from shufflenet_nas.search_spaces.builder import build
 from shufflenet_nas.search_spaces.genotype import Genotype
@@ -38,12 +38,16 @@ class TrainConfig:
     val_images: int = 2000  # validate on a fixed subset of at most this many held-out images
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or (self.epochs is not None and self.epochs <= 0):
-            raise UsageError(f"training budget must be positive, got steps={self.steps} epochs={self.epochs}")
+        if self.steps < 1:
+            raise InvalidArgumentError(f"steps={self.steps}: the training budget must be positive")
+        if self.epochs is not None and not self.epochs > 0:
+            raise InvalidArgumentError(f"epochs={self.epochs}: the training budget must be positive")
         if self.batch_size < 2:
-            raise UsageError(f"training batch size {self.batch_size}: BatchNorm needs at least 2")
-        if (self.eval_every is not None and self.eval_every < 1) or self.val_images < 1:
-            raise UsageError(f"eval_every and val_images must be positive, got {self.eval_every}, {self.val_images}")
+            raise InvalidArgumentError(f"batch_size={self.batch_size}: BatchNorm needs at least 2 images")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise InvalidArgumentError(f"eval_every={self.eval_every}: must be positive")
+        if self.val_images < 1:
+            raise InvalidArgumentError(f"val_images={self.val_images}: must be positive")
 
     def total_steps(self, train_size: int) -> int:
         """Optimizer steps for a training split of ``train_size`` images."""
@@ -76,7 +80,10 @@ def short_train(
     genotype = data.fit(genotype)
     train_size = len(data.train_labels)
     if train_size < 2 or len(data.val_labels) == 0:
-        raise UsageError(f"--data {data.path}: short training needs 2+ training and 1+ validation images")
+        raise InvalidArgumentError(
+            f"`data` ({data.path}) has {train_size} training and {len(data.val_labels)} validation images; "
+            "short training needs 2+ and 1+"
+        )
     batch = min(config.batch_size, train_size)
     total = config.total_steps(train_size)
     eval_every = config.eval_every or max(1, total // 5)

@@ -1,17 +1,21 @@
-"""Architectures as data (genotypes, search space, the papers' baselines) and as torch modules."""
+"""Architectures as data (genotypes, search space, the papers' baselines) and as torch modules.
+
+Importing this package does not import torch: ``build``, ``ShuffleNet`` and ``build_model`` import it when used.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from shufflenet_nas.search_spaces.baselines import BASELINES, Baseline, get_baseline
-from shufflenet_nas.search_spaces.builder import ShuffleNet, build
 from shufflenet_nas.search_spaces.genotype import Genotype, StageGene
-from shufflenet_nas.search_spaces.spaces import SearchSpace
+from shufflenet_nas.search_spaces.spaces import SearchSpace, SpaceRanges
+
+if TYPE_CHECKING:
+    from shufflenet_nas.search_spaces.builder import ShuffleNet, build
+    from shufflenet_nas.search_spaces.weights import Weights
 
 __all__ = [
     "BASELINES",
@@ -19,6 +23,7 @@ __all__ = [
     "Genotype",
     "SearchSpace",
     "ShuffleNet",
+    "SpaceRanges",
     "StageGene",
     "build",
     "build_model",
@@ -104,6 +109,24 @@ def _from_summary(path: Path, data: dict[str, Any], pick: str | None) -> Genotyp
     raise ValueError(f"{path} has no architecture '#{pick}' (use #v1, #v2, #trial<N> or #<arch_id>); {holds}")
 
 
-def build_model(arch: str | Path | Genotype) -> nn.Module:
-    """Build a freshly initialised network from a baseline name, genotype string, JSON file or Genotype."""
-    return build(resolve_arch(arch))
+def build_model(arch: str | Path | Genotype, weights: Weights | None = None) -> ShuffleNet:
+    """The network of a baseline name, genotype string, JSON file or Genotype: freshly initialised, or with
+    ``weights`` loaded by key (a ``torch.save`` file or a state dict; see ``weights.load_weights``), such as
+    torchvision's ShuffleNetV2 checkpoints for the V2 baselines."""
+    from shufflenet_nas.search_spaces.builder import build
+    from shufflenet_nas.search_spaces.weights import load_weights
+
+    genotype = resolve_arch(arch)
+    model = build(genotype)
+    if weights is not None:
+        load_weights(model, weights, str(arch) if str(arch) in BASELINES else genotype.to_string())
+    return model
+
+
+def __getattr__(name: str) -> Any:
+    """``build`` and ``ShuffleNet``, imported (with torch) on first use."""
+    if name in ("build", "ShuffleNet"):
+        from shufflenet_nas.search_spaces import builder
+
+        return getattr(builder, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Genotype -> torch.nn.Module, part by part (see plan.py)."""
+"""Genotype -> torch.nn.Module, part by part (see plan.py), with torchvision's ShuffleNetV2 module names."""
 
 from __future__ import annotations
 
@@ -10,70 +10,84 @@ from shufflenet_nas.search_spaces.genotype import Genotype
 from shufflenet_nas.search_spaces.plan import HeadSpec, PartSpec, StemSpec, network_plan
 
 
+class Stem(nn.Module):
+    """``conv1`` (3x3 conv-BN-ReLU), then ``maxpool`` (3x3, stride 2) when the stem stride is 4."""
+
+    def __init__(self, spec: StemSpec) -> None:
+        super().__init__()
+        self.conv1 = conv_bn(spec.in_channels, spec.out_channels, 3, spec.conv_stride)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if spec.has_maxpool else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.conv1(x))
+
+
 class Head(nn.Module):
-    """Optional 1x1 conv-BN-ReLU, global average pool, linear classifier."""
+    """``conv5`` (1x1 conv-BN-ReLU, or none), global average pool, ``fc`` (linear classifier)."""
 
     def __init__(self, spec: HeadSpec) -> None:
         super().__init__()
-        self.conv = conv_bn(spec.in_channels, spec.head_channels) if spec.head_channels else nn.Identity()
-        features = spec.head_channels or spec.in_channels
-        self.classifier = nn.Linear(features, spec.num_classes, bias=spec.fc_bias)
+        self.conv5 = conv_bn(spec.in_channels, spec.head_channels) if spec.head_channels else nn.Identity()
+        self.fc = nn.Linear(spec.features, spec.num_classes, bias=spec.fc_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.conv(x).mean((2, 3)))  # global average pool; faster than AdaptiveAvgPool2d
+        return self.fc(self.conv5(x).mean((2, 3)))  # global average pool; faster than AdaptiveAvgPool2d
 
 
 def build_part(spec: PartSpec) -> nn.Module:
     """The module for one part of a network plan."""
     if isinstance(spec, StemSpec):
-        layers: list[nn.Module] = [conv_bn(3, spec.out_channels, 3, stride=1 if spec.stride == 1 else 2)]
-        if spec.stride == 4:
-            layers.append(nn.MaxPool2d(3, stride=2, padding=1))
-        return nn.Sequential(*layers)
+        return Stem(spec)
     if isinstance(spec, HeadSpec):
         return Head(spec)
-    if spec.unit == "v1":
-        return ShuffleV1Unit(
-            spec.in_channels,
-            spec.out_channels,
-            spec.stride,
-            spec.groups,
-            spec.kernel,
-            spec.se,
-            spec.residual,
-            spec.first_pointwise_grouped,
-        )
-    return ShuffleV2Unit(
-        spec.in_channels,
-        spec.out_channels,
-        spec.stride,
-        spec.split_ratio,
-        spec.groups,
-        spec.kernel,
-        spec.se,
-        spec.residual,
-        spec.downsample,
-    )
+    return ShuffleV1Unit(spec) if spec.unit == "v1" else ShuffleV2Unit(spec)
 
 
 class ShuffleNet(nn.Module):
-    """A network built from a genotype: ``stem``, ``stage2``..``stageN``, ``head``."""
+    """A network built from a genotype, named as torchvision's ShuffleNetV2: ``conv1``, ``maxpool`` (an
+    ``Identity`` below stem stride 4), ``stage2`` .. ``stageN`` (``nn.Sequential`` of units), ``conv5`` (an
+    ``Identity`` for ``head0``), ``fc``.
+
+    ``stem`` (conv1, maxpool) and ``head`` (conv5, pool, fc) are modules over the same layers, kept out of the
+    module tree so that every weight has one state-dict key; ``forward`` runs them, so hooks on ``parts()`` fire.
+    """
 
     def __init__(self, genotype: Genotype) -> None:
         super().__init__()
         self.genotype = genotype
         plan = network_plan(genotype)
-        self.stem = build_part(plan[0])
+        stem = Stem(plan[0])  # built in forward order: the same seed gives the same weights
+        self.conv1, self.maxpool = stem.conv1, stem.maxpool
+        self.stage_names = tuple(f"stage{number}" for number in range(2, len(genotype.stages) + 2))
         units = iter(plan[1:-1])
-        for number, stage in enumerate(genotype.stages, start=2):
-            self.add_module(f"stage{number}", nn.Sequential(*(build_part(next(units)) for _ in range(stage.repeats))))
-        self.head = build_part(plan[-1])
+        for name, stage in zip(self.stage_names, genotype.stages, strict=True):
+            self.add_module(name, nn.Sequential(*(build_part(next(units)) for _ in range(stage.repeats))))
+        head = Head(plan[-1])
+        self.conv5, self.fc = head.conv5, head.fc
+        self._ends = (stem, head)  # a tuple: not registered as submodules
         _init_weights(self)
 
+    @property
+    def stem(self) -> Stem:
+        return self._ends[0]
+
+    @property
+    def head(self) -> Head:
+        return self._ends[1]
+
+    def stages(self) -> list[nn.Sequential]:
+        """``stage2`` .. ``stageN`` in forward order."""
+        return [getattr(self, name) for name in self.stage_names]
+
+    def parts(self) -> list[nn.Module]:
+        """The stem, every unit and the head in forward order, each callable on the previous one's output."""
+        return [self.stem, *(unit for stage in self.stages() for unit in stage), self.head]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for module in self.children():
-            x = module(x)
-        return x
+        x = self.stem(x)
+        for stage in self.stages():
+            x = stage(x)
+        return self.head(x)
 
 
 def _init_weights(model: nn.Module) -> None:

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
+
+from shufflenet_nas.search_spaces.channels import unit_channels
 
 UnitType = Literal["v1", "v2"]
 Downsample = Literal["tv", "official"]
@@ -44,11 +45,6 @@ MAX_REPEATS = 256  # units per stage
 MAX_STAGES = 8  # stride-2 stages (224 px with a stride-4 stem reaches 1 px after 6)
 MAX_RESOLUTION = 2048  # input height = width
 MAX_CLASSES = 100_000
-
-
-def v1_bottleneck(out_channels: int, groups: int) -> int:
-    """V1 bottleneck width: out/4 (V1 paper, Sec. 3.3), rounded to a multiple of ``groups``."""
-    return groups * max(1, math.floor(out_channels / 4 / groups + 0.5))
 
 
 @dataclass(frozen=True)
@@ -299,7 +295,7 @@ def _validate_v1(where: str, s: StageGene, in_channels: int) -> None:
             f"{where}: stride-2 v1 unit needs more out channels than in channels "
             f"(its branch outputs out - in), got out={s.out_channels} in={in_channels}"
         )
-    branch = s.out_channels - in_channels
+    branch = unit_channels("v1", in_channels, s.out_channels, 2, s.groups).out
     if branch % s.groups:
         raise ValueError(
             f"{where}: stride-2 branch of {branch} channels (out {s.out_channels} - in {in_channels}) "
@@ -327,16 +323,15 @@ def _validate_v2(where: str, s: StageGene, in_channels: int, downsample: str) ->
             f"(its main branch outputs out - in), got out={s.out_channels} in={in_channels}"
         )
     if s.groups > 1:
-        for width in v2_branch_widths(s, in_channels, downsample):
+        for width in _v2_grouped_widths(s, in_channels, downsample):
             if width % s.groups:
                 raise ValueError(f"{where}: branch of {width} channels not divisible by groups={s.groups}")
 
 
-def v2_branch_widths(s: StageGene, in_channels: int, downsample: str) -> tuple[int, ...]:
-    """Widths of the grouped 1x1 convs' channels in a V2 stage (stride-2 mid/out, stride-1 branch)."""
-    mid = s.out_channels // 2
-    main_out = s.out_channels - in_channels if downsample == "official" else mid
-    widths = [mid, main_out]
+def _v2_grouped_widths(s: StageGene, in_channels: int, downsample: str) -> tuple[int, ...]:
+    """Channel counts the grouped 1x1 convs of a V2 stage split into groups (besides its in and out channels)."""
+    first = unit_channels("v2", in_channels, s.out_channels, 2, s.groups, downsample=downsample)
+    widths = [first.mid, first.out]
     if s.repeats > 1:
-        widths.append(s.out_channels - round(s.out_channels * s.split_ratio))
+        widths.append(unit_channels("v2", s.out_channels, s.out_channels, 1, s.groups, s.split_ratio).out)
     return tuple(widths)

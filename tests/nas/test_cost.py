@@ -1,24 +1,26 @@
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from shufflenet_nas.errors import InvalidArgumentError
 from shufflenet_nas.nas import cost as cost_module
 from shufflenet_nas.nas.cost import (
     Cost,
     InsufficientMemoryError,
-    _trace_memory,
     available_memory_bytes,
     check_fits_in_memory,
     cost_range,
     count_cost,
     estimate_memory,
-    fvcore_macs,
-    traced_cost,
 )
+from shufflenet_nas.nas.trace_cost import _trace_memory, fvcore_macs, traced_cost
 from shufflenet_nas.search_spaces import BASELINES, Genotype, SearchSpace, build
 from shufflenet_nas.search_spaces.plan import PartSpec, UnitSpec, network_plan
 
@@ -148,20 +150,56 @@ def test_random_parts_cover_every_kind() -> None:
     assert {("stem", 1), ("stem", 2)} <= kinds and any(k[:2] == ("head", True) for k in kinds)
 
 
-def test_a_kind_the_replay_gets_wrong_is_traced_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = UnitSpec("v2", 24, 24, 1, 1, 0.5, 3, False, True, "", True, 9)  # a size no other test uses
-    wrong = Cost(1, 1, 1, 1, 1)
-    monkeypatch.setattr(cost_module, "_checked_kinds", {})
-    monkeypatch.setattr(cost_module, "replayed_cost", lambda _spec: wrong)
+@pytest.fixture
+def fresh_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Kind checks kept in a file of their own, nothing counted or checked yet in this process."""
+    path = tmp_path / "cost_checks.json"
+    monkeypatch.setattr(cost_module, "_checks_path", lambda: path)
+    cost_module._checked_kinds.cache_clear()
     cost_module.part_cost.cache_clear()
-    try:
-        with pytest.warns(RuntimeWarning, match="disagrees with the traced count"):
-            first = cost_module.part_cost(spec)
-        second = cost_module.part_cost(replace(spec, resolution=10))
-    finally:
-        cost_module.part_cost.cache_clear()
+    yield path
+    cost_module._checked_kinds.cache_clear()
+    cost_module.part_cost.cache_clear()
+
+
+def test_a_kind_the_replay_gets_wrong_is_traced_with_a_warning(
+    fresh_checks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = UnitSpec("v2", 24, 24, 1, 1, 0.5, 3, False, True, "", True, 9)
+    wrong = Cost(1, 1, 1, 1, 1)
+    monkeypatch.setattr(cost_module, "replayed_cost", lambda _spec: wrong)
+    with pytest.warns(RuntimeWarning, match="disagrees with the traced count"):
+        first = cost_module.part_cost(spec)
+    second = cost_module.part_cost(replace(spec, resolution=10))
     assert first == traced_cost(spec) and second == traced_cost(replace(spec, resolution=10))
-    assert cost_module._checked_kinds[cost_module._kind(spec)] is False
+    assert cost_module._checked_kinds()[repr(cost_module._kind(spec))] is False
+
+
+def test_a_kinds_check_is_kept_for_the_next_process_of_the_same_code(
+    fresh_checks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    genotype = BASELINES["shufflenet_v2_x0_5"].genotype.with_resolution(32)
+    first = count_cost(genotype)
+    kinds = {repr(cost_module._kind(spec)) for spec in network_plan(genotype)}
+    stored = json.loads(fresh_checks.read_text())
+    version = cost_module._checks_fingerprint()
+    assert list(stored) == [version] and set(stored[version]) == kinds and all(stored[version].values())
+    # A new process (caches cleared) trusts the stored checks: it counts without building a module.
+    cost_module._checked_kinds.cache_clear()
+    cost_module.part_cost.cache_clear()
+    monkeypatch.setattr("shufflenet_nas.nas.trace_cost.traced_cost", lambda spec: pytest.fail(f"traced {spec}"))
+    assert count_cost(genotype.with_resolution(40)).macs > 0 and count_cost(genotype) == first
+
+
+def test_checks_of_other_code_versions_are_not_trusted(fresh_checks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    genotype = BASELINES["shufflenet_v2_x0_5"].genotype.with_resolution(32)
+    stem_kind = repr(cost_module._kind(network_plan(genotype)[0]))
+    fresh_checks.write_text(json.dumps({"0123456789abcdef": {stem_kind: True}}))
+    traced: list[object] = []
+    real = traced_cost
+    monkeypatch.setattr("shufflenet_nas.nas.trace_cost.traced_cost", lambda spec: traced.append(spec) or real(spec))
+    count_cost(genotype)
+    assert traced and "0123456789abcdef" not in json.loads(fresh_checks.read_text())
 
 
 # ---- counting without allocating -----------------------------------------------------------------------------
@@ -171,7 +209,7 @@ _HUGE = Genotype.from_string(
 
 
 def test_parts_too_big_to_build_are_counted_by_the_replay_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cost_module, "traced_cost", lambda spec: pytest.fail(f"traced {spec}"))
+    monkeypatch.setattr("shufflenet_nas.nas.trace_cost.traced_cost", lambda spec: pytest.fail(f"traced {spec}"))
     cost_module.part_cost.cache_clear()
     try:
         cost = count_cost(_HUGE)
@@ -216,11 +254,11 @@ def test_a_network_that_does_not_fit_is_a_one_line_error(monkeypatch: pytest.Mon
 
 
 def test_memory_estimate_rejects_bad_values(tiny_v2: Genotype) -> None:
-    with pytest.raises(ValueError, match="dtype 'fp8' unknown"):
+    with pytest.raises(InvalidArgumentError, match="dtype='fp8' unknown"):
         estimate_memory(tiny_v2, dtype="fp8")
-    with pytest.raises(ValueError, match="batch 0: need at least 1"):
+    with pytest.raises(InvalidArgumentError, match="batch=0: need at least 1"):
         estimate_memory(tiny_v2, batch=0)
-    with pytest.raises(ValueError, match="device 'tpu' unknown"):
+    with pytest.raises(InvalidArgumentError, match="device='tpu' unknown"):
         check_fits_in_memory(tiny_v2, device="tpu")
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from shufflenet_nas.errors import UsageError
+from shufflenet_nas.errors import InvalidArgumentError
 from shufflenet_nas.nas.data import DatasetError, load_dataset
 from shufflenet_nas.search_spaces import BASELINES
 
@@ -113,13 +113,14 @@ def _error(path: Path, kind: type[Exception] = DatasetError) -> str:
         load_dataset(path)
     message = str(info.value)
     assert "\n" not in message and str(path) in message
+    assert message.startswith("data='")  # the parameter, as the Python API spells it
     return message
 
 
 def test_missing_or_malformed_datasets_are_one_line_errors_naming_the_path(tmp_path: Path) -> None:
-    assert "no such directory; expected an ImageFolder" in _error(tmp_path / "nowhere", UsageError)
+    assert "no such directory; expected an ImageFolder" in _error(tmp_path / "nowhere", InvalidArgumentError)
     (tmp_path / "file.txt").write_text("x")
-    assert "not a directory" in _error(tmp_path / "file.txt", UsageError)
+    assert "not a directory" in _error(tmp_path / "file.txt", InvalidArgumentError)
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "found 0 class subfolders" in _error(empty)

@@ -5,26 +5,34 @@ import itertools
 import json
 import os
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 from torch import nn
 
-from shufflenet_nas.errors import DeviceUnavailableError, ShuffleNetNASError, UsageError
+from shufflenet_nas.errors import DeviceUnavailableError, InvalidArgumentError, ShuffleNetNASError
 from shufflenet_nas.nas import cost as cost_module
-from shufflenet_nas.nas import latency
 from shufflenet_nas.nas.cost import InsufficientMemoryError
 from shufflenet_nas.nas.latency import (
+    MAX_BATCH,
+    MIN_PRECISION_RUNS,
+    MIN_RUNS,
+    REFERENCE,
     LatencyResult,
     MeasureConfig,
     NormalizedStep,
+    _measure,
+    _runtimes,
     check_target,
     cpu_name,
     measure_latency,
     measure_module,
     median_ci_rel,
+    reference_anchor_ms,
     sample_times,
     summarize,
 )
@@ -64,8 +72,9 @@ def test_median_confidence_interval_widens_when_runs_drift_together() -> None:
     drift = [10.0] * 45 + [15.0] * 5  # the machine slowed down for the last 5 runs
     scattered = [15.0 if i % 10 == 0 else 10.0 for i in range(50)]  # the same runs, slow ones spread out
     assert median_ci_rel(scattered) == 0.0  # every block of 5 has median 10
-    # 10 blocks of 5: block medians 10 x 9 and 15, sd 1.58; t(0.975, 9) = 2.262
-    assert median_ci_rel(drift) == pytest.approx(2.262 * np.std([10.0] * 9 + [15.0], ddof=1) / 10**0.5 / 10)
+    # 10 blocks of 5: block medians 10 x 9 and 15, sd 1.58, and Student's t(0.975) with 9 degrees of freedom
+    t975 = stats.t.ppf(0.975, 9)
+    assert median_ci_rel(drift) == pytest.approx(t975 * np.std([10.0] * 9 + [15.0], ddof=1) / 10**0.5 / 10)
 
 
 def test_summarize_without_runs_is_an_error() -> None:
@@ -77,13 +86,13 @@ def test_sampling_warms_up_until_runs_stop_getting_faster_then_stops_when_precis
     slow_start = itertools.chain([10.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 1.0, 1.0], itertools.repeat(1.0))
     times, warmup, stopped = sample_times(lambda: next(slow_start), max_time_s=5.0, rel_precision=0.01)
     assert warmup == 17  # sliding windows of 5 runs: stable once both windows' medians are 1.0 ([3, 2, 1, 1, 1])
-    assert stopped == "precision" and times == [1.0] * latency.MIN_PRECISION_RUNS
+    assert stopped == "precision" and times == [1.0] * MIN_PRECISION_RUNS
 
 
 def test_sampling_stops_at_the_time_cap_when_too_noisy_to_be_precise() -> None:
     rng = np.random.default_rng(2)
     times, _, stopped = sample_times(lambda: float(rng.uniform(1, 3)), max_time_s=0.02, rel_precision=1e-9)
-    assert stopped == "time" and len(times) >= latency.MIN_RUNS
+    assert stopped == "time" and len(times) >= MIN_RUNS
 
 
 # ---- configuration and targets ---------------------------------------------------------------------------
@@ -98,7 +107,9 @@ def test_threads_default_to_one_and_are_set_explicitly() -> None:
     assert MeasureConfig().resolved_threads == 1
     cores = os.cpu_count() or 1
     assert MeasureConfig(threads=cores).resolved_threads == cores
-    with pytest.raises(UsageError, match="use at most that"):
+    with pytest.raises(
+        InvalidArgumentError, match=f"threads={cores + 1}: this machine has {cores} logical CPUs; use at most that"
+    ):
         MeasureConfig(threads=cores + 1)  # more threads than CPUs only oversubscribes (5000 hung, 100000 crashed)
 
 
@@ -130,28 +141,39 @@ def test_normalised_runs_cancel_the_machine_speed() -> None:
     assert provenance["reference_anchor_ms"] == 4.0 and provenance["raw_median_ms"] in (2.0, 3.4)
 
 
-def test_anchor_is_measured_once_and_kept_on_disk_per_config(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_anchor_is_measured_once_and_kept_on_disk_per_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHUFFLENET_NAS_CACHE_DIR", str(tmp_path / "first"))
+    one = MeasureConfig(threads=1)
+    anchor = reference_anchor_ms(one)
+    stored = json.loads((tmp_path / "first" / "anchors.json").read_text())
+    (key,) = stored
+    assert stored[key] == anchor > 0
+    assert json.loads(key) | {"reference": REFERENCE, "threads": 1, "normalized": False} == json.loads(key)  # raw
+    # another process with this file reads the anchor and measures nothing
+    (tmp_path / "second").mkdir()
+    (tmp_path / "second" / "anchors.json").write_text(json.dumps({key: 42.0}))
+    monkeypatch.setenv("SHUFFLENET_NAS_CACHE_DIR", str(tmp_path / "second"))
+    assert reference_anchor_ms(one) == 42.0
+    assert reference_anchor_ms(MeasureConfig(threads=2)) != 42.0  # another thread count is another anchor
+    assert len(json.loads((tmp_path / "second" / "anchors.json").read_text())) == 2
+
+
+def test_a_corrupt_anchor_file_is_set_aside_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHUFFLENET_NAS_CACHE_DIR", str(tmp_path))
-    measured: list[Any] = []
-
-    def fake_measure(genotype: Any, config: MeasureConfig) -> LatencyResult:
-        measured.append((genotype.resolution, config.threads, config.normalized))
-        return LatencyResult(9.0, 3.0 + len(measured), 12.0, 0.0, 10)  # the anchor is the p10
-
-    monkeypatch.setattr(latency, "measure_latency", fake_measure)
-    one, two = MeasureConfig(threads=1), MeasureConfig(threads=2)
-    assert latency.reference_anchor_ms(one) == 4.0
-    assert measured == [(latency.REFERENCE_RESOLUTION, 1, False)]  # the reference, timed raw
-    latency._anchors.clear()  # a new process: reads the file, measures nothing
-    assert latency.reference_anchor_ms(one) == 4.0 and len(measured) == 1
-    assert latency.reference_anchor_ms(two) == 5.0  # another thread count is another anchor
-    assert len(json.loads((tmp_path / "anchors.json").read_text())) == 2
+    path = tmp_path / "anchors.json"
+    path.write_text("{garbage")
+    message = r"anchors.json is corrupt: it is not valid JSON \(.*\); moved it to anchors.json.corrupt-\S+ and starting"
+    with pytest.warns(RuntimeWarning, match=message):
+        anchor = reference_anchor_ms(MeasureConfig(threads=1))
+    (moved,) = tmp_path.glob("anchors.json.corrupt-*")
+    assert moved.read_text() == "{garbage"
+    assert list(json.loads(path.read_text()).values()) == [anchor]  # a new file, with the new anchor
 
 
 def test_normalised_measurement_reports_raw_and_reference_figures(tiny_v1) -> None:  # type: ignore[no-untyped-def]
     data = measure_latency(tiny_v1, MeasureConfig(**QUICK)).to_dict()
     assert data["normalized"] is True and data["reference"] == "shufflenet_v2_x1_0@96px"
-    anchor = latency.reference_anchor_ms(MeasureConfig(**QUICK))
+    anchor = reference_anchor_ms(MeasureConfig(**QUICK))
     assert data["reference_anchor_ms"] == anchor and data["reference_median_ms"] > 0
     # the normalised median is the raw one scaled by anchor / reference, up to the blocks' spread
     assert data["median_ms"] == pytest.approx(data["raw_median_ms"] * anchor / data["reference_median_ms"], rel=0.5)
@@ -168,21 +190,25 @@ def test_channels_last_where_it_helps() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"target": "tpu"}, "--target 'tpu' unknown; use one of cpu, gpu, onnxruntime"),
-        ({"dtype": "fp8"}, "--dtype 'fp8' unknown"),
-        ({"dtype": "fp16"}, "--dtype fp16 is not supported on --target cpu; use fp32 or bf16 (or --target gpu)"),
-        ({"target": "onnxruntime", "dtype": "bf16"}, "--dtype bf16 is not supported on --target onnxruntime"),
-        ({"runtime": "cudagraph"}, "--runtime cudagraph does not run on --target cpu; use eager"),
-        ({"target": "gpu", "runtime": "onnxruntime"}, "use cudagraph or eager"),
-        ({"batch": 0}, "batch 0: need at least 1"),
-        ({"batch": 100_000}, "batch 100000 is above the limit of 4096"),
-        ({"threads": 0}, "--threads 0"),
-        ({"max_time_s": 0}, "--max-time 0"),
-        ({"rel_precision": 1.5}, "--precision 1.5"),
+        ({"target": "tpu"}, "target='tpu' unknown; use one of cpu, gpu, onnxruntime"),
+        ({"dtype": "fp8"}, "dtype='fp8' unknown"),
+        (
+            {"dtype": "fp16"},
+            "dtype='fp16' is not supported with target='cpu'; use dtype='fp32' or dtype='bf16' "
+            "(fp16 runs with target='gpu')",
+        ),
+        ({"target": "onnxruntime", "dtype": "bf16"}, "dtype='bf16' is not supported with target='onnxruntime'"),
+        ({"runtime": "cudagraph"}, "runtime='cudagraph' does not run with target='cpu'; use runtime='eager'"),
+        ({"target": "gpu", "runtime": "onnxruntime"}, "use runtime='cudagraph' or runtime='eager'"),
+        ({"batch": 0}, "batch=0: need at least 1"),
+        ({"batch": 100_000}, "batch=100000 is above the limit of 4096"),
+        ({"threads": 0}, "threads=0: need at least 1"),
+        ({"max_time_s": 0}, "max_time_s=0: need a positive number"),
+        ({"rel_precision": 1.5}, "rel_precision=1.5: need a fraction"),
     ],
 )
-def test_unsupported_combinations_are_one_line_usage_errors(values: dict[str, Any], message: str) -> None:
-    with pytest.raises(UsageError) as caught:
+def test_unsupported_combinations_are_one_line_argument_errors(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
         MeasureConfig(**values)
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
@@ -190,14 +216,15 @@ def test_unsupported_combinations_are_one_line_usage_errors(values: dict[str, An
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
 def test_gpu_target_without_gpu_is_a_device_error_not_a_cpu_fallback(tiny_v2) -> None:  # type: ignore[no-untyped-def]
     config = MeasureConfig("gpu", **QUICK)
-    with pytest.raises(DeviceUnavailableError, match="sees no CUDA GPU; use --target cpu or onnxruntime"):
+    message = "target='gpu': .* sees no CUDA GPU; use target='cpu' or target='onnxruntime'"
+    with pytest.raises(DeviceUnavailableError, match=message):
         check_target(config)
     with pytest.raises(DeviceUnavailableError):
         measure_latency(tiny_v2, config)
 
 
 def test_largest_batch_is_accepted() -> None:
-    assert MeasureConfig(batch=latency.MAX_BATCH).batch == 4096
+    assert MeasureConfig(batch=MAX_BATCH).batch == 4096
 
 
 # ---- measuring on the CPU --------------------------------------------------------------------------------
@@ -207,7 +234,7 @@ def test_a_network_that_does_not_fit_is_refused_before_it_is_built(
 ) -> None:  # type: ignore[no-untyped-def]
     asked = []
     monkeypatch.setattr(cost_module, "available_memory_bytes", lambda device: asked.append(device) or 2**20)
-    monkeypatch.setattr(latency, "build", lambda genotype: pytest.fail("built a network that does not fit"))
+    monkeypatch.setattr(_measure, "build", lambda genotype: pytest.fail("built a network that does not fit"))
     with pytest.raises(InsufficientMemoryError, match=rf"at batch 64, fp32\) but 1.0 MiB is free {where}"):
         measure_latency(tiny_v2, MeasureConfig(target, batch=64, **QUICK))
     assert asked == [device]
@@ -216,7 +243,7 @@ def test_a_network_that_does_not_fit_is_refused_before_it_is_built(
 def test_cpu_measurement_carries_figures_and_provenance(tiny_v2) -> None:  # type: ignore[no-untyped-def]
     result = measure_latency(tiny_v2, MeasureConfig(batch=2, **QUICK))
     assert 0 < result.p10_ms <= result.median_ms <= result.p90_ms
-    assert result.runs >= latency.MIN_RUNS and result.cv >= 0
+    assert result.runs >= MIN_RUNS and result.cv >= 0
     data = result.to_dict()
     assert {"median_ms", "p10_ms", "p90_ms", "cv", "runs"} <= data.keys()
     expected = {"target": "cpu", "runtime": "eager", "device": cpu_name(), "torch": torch.__version__}
@@ -304,7 +331,7 @@ def test_cuda_graph_runtime_captures_once_then_times_replays(monkeypatch: pytest
     }.items():
         monkeypatch.setattr(torch.cuda, name, value)
     module = _CountingModule()
-    step, output = latency._cuda_graph_step(module, torch.ones(1, 2, 4, 4))
+    step, output = _runtimes.cuda_graph_step(module, torch.ones(1, 2, 4, 4))
     assert module.calls == 4 and output.shape == (1, 2, 4, 4)  # 3 warm-up forwards on a side stream + 1 capture
     times = [step() for _ in range(5)]
     assert times == [0.25] * 5 and _FakeGraph.replays == 5 and module.calls == 4  # replays, no eager forwards
@@ -314,8 +341,8 @@ def test_cuda_graph_runtime_captures_once_then_times_replays(monkeypatch: pytest
 def test_isolated_measurement_runs_in_a_child_process(tiny_v1) -> None:  # type: ignore[no-untyped-def]
     result = measure_latency(tiny_v1, MeasureConfig(isolate=True, **QUICK))
     assert result.median_ms > 0 and result.provenance["arch_id"] == tiny_v1.arch_id
-    assert latency._worker is not None  # kept for the next measurement
-    latency._discard_worker()
+    assert _measure._worker is not None  # kept for the next measurement
+    _measure._discard_worker()
 
 
 class _FailingWorker:
@@ -344,10 +371,10 @@ def test_a_failing_child_is_an_error_and_is_replaced(
     tiny_v1, monkeypatch: pytest.MonkeyPatch, error: BaseException, message: str
 ) -> None:  # type: ignore[no-untyped-def]
     worker = _FailingWorker(error)
-    monkeypatch.setattr(latency, "_worker", worker)
+    monkeypatch.setattr(_measure, "_worker", worker)
     with pytest.raises(ShuffleNetNASError, match=message):
         measure_latency(tiny_v1, MeasureConfig(isolate=True, **QUICK))
-    assert worker.shut_down and latency._worker is None
+    assert worker.shut_down and _measure._worker is None
 
 
 def test_a_child_that_finds_too_little_memory_reports_it_as_is_and_is_kept(
@@ -355,7 +382,7 @@ def test_a_child_that_finds_too_little_memory_reports_it_as_is_and_is_kept(
 ) -> None:  # type: ignore[no-untyped-def]
     error = InsufficientMemoryError("x needs about 2.0 GiB (...) but 1.0 GiB is free on the GPU; lower the batch")
     worker = _FailingWorker(error)
-    monkeypatch.setattr(latency, "_worker", worker)
+    monkeypatch.setattr(_measure, "_worker", worker)
     with pytest.raises(InsufficientMemoryError) as caught:
         measure_latency(tiny_v1, MeasureConfig(isolate=True, **QUICK))
-    assert caught.value is error and not worker.shut_down and latency._worker is worker
+    assert caught.value is error and not worker.shut_down and _measure._worker is worker

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from shufflenet_nas.nas import cost as cost_module
+from shufflenet_nas.errors import InvalidArgumentError
+from shufflenet_nas.jsonfile import default_cache_dir
 from shufflenet_nas.nas import lut
-from shufflenet_nas.nas.cost import fvcore_macs
+from shufflenet_nas.nas.cost import part_cost
 from shufflenet_nas.nas.latency import LatencyResult, MeasureConfig
 from shufflenet_nas.nas.lut import (
     Calibration,
@@ -15,8 +17,8 @@ from shufflenet_nas.nas.lut import (
     Evaluation,
     LatencyTable,
     compare,
-    default_cache_dir,
 )
+from shufflenet_nas.nas.trace_cost import _trace_memory, fvcore_macs
 from shufflenet_nas.search_spaces import Genotype, SearchSpace
 from shufflenet_nas.search_spaces.plan import network_plan
 
@@ -126,7 +128,7 @@ def test_networks_measured_whole_join_the_calibration(tiny_v2: Genotype, tmp_pat
 
 def test_calibration_networks_must_share_a_resolution(tiny_v2: Genotype, tmp_path: Path) -> None:
     table = LatencyTable.open(CONFIG, tmp_path)
-    with pytest.raises(ValueError, match=r"one resolution, got \[32, 64\]"):
+    with pytest.raises(InvalidArgumentError, match=r"genotypes must share one resolution, got \[32, 64\]"):
         table.calibrate([tiny_v2, tiny_v2.with_resolution(64)])
 
 
@@ -154,7 +156,7 @@ def test_missing_parts_are_estimated_from_parts_of_the_same_structure(
     for genotype in (narrow, wide):
         table.parts_ms(genotype)
     measured = len(table)
-    exact = sum(0.01 + lut.part_cost(spec).macs / 1e6 for spec in network_plan(middle))
+    exact = sum(0.01 + part_cost(spec).macs / 1e6 for spec in network_plan(middle))
     _forbid_measuring(monkeypatch)
     assert table.parts_ms(middle, estimate=True) == pytest.approx(exact)
     assert len(table) == measured and table.estimated == len(set(network_plan(middle)))  # estimates not stored
@@ -177,7 +179,7 @@ def test_parts_of_an_unseen_structure_are_estimated_from_their_group(
 ) -> None:
     def fake_measure(module, input_shape, config, channels_last_input=None):  # type: ignore[no-untyped-def]
         x = torch.zeros(1, *input_shape)
-        memory_access, operators, _ = cost_module._trace_memory(module.eval(), x)
+        memory_access, operators, _ = _trace_memory(module.eval(), x)
         ms = 0.01 + fvcore_macs(module, x) / 1e6 + 0.5 * memory_access / 1e6 + 0.002 * operators
         return LatencyResult(ms, ms, ms, 0.0, 1, {"ci_rel": 0.0, "output_channels_last": False})
 
@@ -189,7 +191,7 @@ def test_parts_of_an_unseen_structure_are_estimated_from_their_group(
     unseen = _variant(tiny_v2, 2, kernel=7, se=False)  # kernel 7: no measured part has this structure
     exact = 0.0
     for spec in network_plan(unseen):
-        part = lut.part_cost(spec)
+        part = part_cost(spec)
         exact += 0.01 + part.macs / 1e6 + 0.5 * part.memory_access / 1e6 + 0.002 * part.operators
     _forbid_measuring(monkeypatch)
     assert table.parts_ms(unseen, estimate=True) == pytest.approx(exact, rel=1e-6)
@@ -236,13 +238,28 @@ def test_new_software_code_or_speed_anchor_opens_an_empty_table(
     assert len(LatencyTable.open(CONFIG, tmp_path)) == len(table)  # the old table is still there for the old key
 
 
-def test_unreadable_table_opens_empty_and_is_replaced(tiny_v1: Genotype, tmp_path: Path) -> None:
-    table = LatencyTable.open(CONFIG, tmp_path)
-    table.path.write_text("{not json")
-    reopened = LatencyTable.open(CONFIG, tmp_path)
-    assert len(reopened) == 0
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{not json", r"it is not valid JSON \(.+\)"),
+        ("[1, 2]", "its JSON is not an object"),
+        ('{"key": {"target": "tpu"}}', "it holds the table of another measurement key"),
+        (None, r"its entries do not parse \(TypeError: .+\)"),  # the right key, an entry of another layout
+    ],
+)
+def test_a_corrupt_table_is_set_aside_with_a_warning_and_replaced(
+    content: str | None, problem: str, tiny_v1: Genotype, tmp_path: Path
+) -> None:
+    path = LatencyTable.open(CONFIG, tmp_path).path
+    if content is None:
+        content = json.dumps({"key": LatencyTable.open(CONFIG, tmp_path).key, "parts": {"x": {"ms": 1}}})
+    path.write_text(content)
+    with pytest.warns(RuntimeWarning, match=rf"{path.name} is corrupt: {problem}; moved it to {path.name}\.corrupt-"):
+        reopened = LatencyTable.open(CONFIG, tmp_path)
+    (moved,) = tmp_path.glob(f"{path.name}.corrupt-*")
+    assert moved.read_text() == content and not path.exists() and len(reopened) == 0
     reopened.parts_ms(tiny_v1)
-    assert len(LatencyTable.open(CONFIG, tmp_path)) == len(reopened) > 0
+    assert len(LatencyTable.open(CONFIG, tmp_path)) == len(reopened) > 0  # the new table works
 
 
 def test_saving_merges_entries_stored_by_another_process(tiny_v1: Genotype, tiny_v2: Genotype, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from shufflenet_nas.errors import UsageError
+from shufflenet_nas.errors import InvalidArgumentError
 from shufflenet_nas.nas import proxies
 from shufflenet_nas.nas.cost import count_cost
 from shufflenet_nas.nas.data import load_dataset
@@ -39,11 +39,11 @@ def test_names_cover_the_issue() -> None:
 
 
 def test_check_proxy_names_rejects_unknown_names_and_train_without_data() -> None:
-    with pytest.raises(UsageError, match="unknown proxy 'zen', 'fisher'; choose from synflow"):
+    with pytest.raises(InvalidArgumentError, match="unknown proxy 'zen', 'fisher'; choose from synflow"):
         check_proxy_names(["naswot", "zen", "fisher"], None)
-    with pytest.raises(UsageError, match="train needs --data PATH"):
+    with pytest.raises(InvalidArgumentError, match="proxy 'train' needs `data`"):
         check_proxy_names(["train"], None)
-    with pytest.raises(UsageError, match="at least one proxy"):
+    with pytest.raises(InvalidArgumentError, match="at least one proxy"):
         check_proxy_names([], None)
     check_proxy_names(["train", "snip"], object())
 
@@ -180,15 +180,15 @@ def test_rank_correlation() -> None:
     assert rank_correlation("x", [1, 1, 1, 1], [10, 20, 30, 40]).kendall_tau == 0.0
 
 
-def test_default_proxy_ranks_the_papers_baselines_at_least_as_well_as_mflops() -> None:
-    validation = validate_against_paper([DEFAULT_PROXY, "mflops"])
+def test_validation_against_the_papers_table_with_naswot_over_every_relu() -> None:
+    validation = validate_against_paper(["naswot", "mflops"])
     truth = dict(zip(validation.architectures, validation.truth, strict=True))
     assert len(truth) == 27 and truth["shufflenet_v1_g1_x1_0"] == pytest.approx(100 - 33.6)
     result = {c.proxy: c for c in validation.correlations}
-    # the figures published in docs/proxies.md
     assert round(result["mflops"].kendall_tau, 3) == 0.869 and round(result["mflops"].spearman_rho, 3) == 0.971
-    assert round(result[DEFAULT_PROXY].kendall_tau, 3) == 0.908
-    assert round(result[DEFAULT_PROXY].spearman_rho, 3) == 0.980
+    # An independent NASWOT over every ReLU output (issue 12's review) found tau 0.731 / rho 0.887 on this table;
+    # with every ReLU a module, the project's naswot agrees (hooking modules only, it had 0.908 / 0.980).
+    assert round(result["naswot"].kendall_tau, 2) == 0.73 and round(result["naswot"].spearman_rho, 2) == 0.89
 
 
 def test_validate_against_training_samples_distinct_architectures(shapes_dir: Path) -> None:

@@ -9,13 +9,17 @@ from pathlib import Path
 import optuna
 import pytest
 
-from shufflenet_nas.errors import UsageError
-from shufflenet_nas.nas import search as search_module
+from shufflenet_nas.errors import InvalidArgumentError
+from shufflenet_nas.nas import objective as objective_module
 from shufflenet_nas.nas.cost import count_cost
 from shufflenet_nas.nas.latency import MeasureConfig
+from shufflenet_nas.nas.objective import device_lock, mnasnet_reward
 from shufflenet_nas.nas.proxies import compute_proxies
-from shufflenet_nas.nas.search import SearchConfig, baseline_genotype, fitting_baselines, mnasnet_reward, run_search
+from shufflenet_nas.nas.search import SearchConfig, run_search
+from shufflenet_nas.nas.search_config import baseline_genotype, fitting_baselines
+from shufflenet_nas.nas.study import open_or_create_study, open_storage
 from shufflenet_nas.results.summary import summarise
+from shufflenet_nas.search_spaces.spaces import SpaceRanges
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FAST = MeasureConfig(target="cpu", threads=1, max_time_s=0.02, rel_precision=0.2)
@@ -52,13 +56,13 @@ def test_baselines_that_fit_are_seeded_first(tmp_path: Path) -> None:
 
 def test_over_budget_trials_are_infeasible_and_cost_no_measurement(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     measured: list[str] = []
-    real = search_module.measure_latency
+    real = objective_module.measure_latency
 
     def counting(genotype, config):  # type: ignore[no-untyped-def]
         measured.append(genotype.arch_id)
         return real(genotype, config)
 
-    monkeypatch.setattr(search_module, "measure_latency", counting)
+    monkeypatch.setattr(objective_module, "measure_latency", counting)
     config = tiny_config(tmp_path, budget_flops=4e6, seed_baselines=False, sampler="random")
     study = run_search(config, n_trials=12, timeout=None)
     over = [t for t in study.trials if not t.user_attrs["feasible"]]
@@ -91,14 +95,14 @@ def test_a_baseline_proxy_floor_keeps_weaker_architectures_out_of_the_results(tm
 
 def test_proxy_floor_takes_a_number_or_a_baseline_name(tmp_path: Path) -> None:
     assert tiny_config(tmp_path, proxy_floor="1.5e6").proxy_floor == "1.5e6"
-    with pytest.raises(UsageError, match="--proxy-floor 'fast' is neither a finite number nor a baseline name"):
+    with pytest.raises(InvalidArgumentError, match="proxy_floor='fast' is neither a finite number nor a baseline name"):
         tiny_config(tmp_path, proxy_floor="fast")
 
 
 def test_identical_architectures_are_evaluated_once(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     calls: list[str] = []
-    real = search_module.measure_latency
-    monkeypatch.setattr(search_module, "measure_latency", lambda g, c: calls.append(g.arch_id) or real(g, c))
+    real = objective_module.measure_latency
+    monkeypatch.setattr(objective_module, "measure_latency", lambda g, c: calls.append(g.arch_id) or real(g, c))
     config = tiny_config(tmp_path, seed_baselines=False)
     config.study_dir.mkdir()
     study = optuna.create_study(storage=config.storage_url, study_name="tiny", directions=["minimize", "maximize"])
@@ -117,7 +121,7 @@ def test_resume_adds_trials_and_refuses_other_settings(tmp_path: Path) -> None:
     study = run_search(config, n_trials=2, timeout=None)
     assert len(study.trials) == 5
     assert (tmp_path / "tiny" / "study.db").is_file()
-    with pytest.raises(UsageError, match=r"budget_mflops=12.0 \(now 20.0\)"):
+    with pytest.raises(InvalidArgumentError, match=r"budget_mflops=12.0 \(now 20.0\); resume it with"):
         run_search(tiny_config(tmp_path, budget_flops=20e6), n_trials=1, timeout=None)
 
 
@@ -125,7 +129,8 @@ WORKER = """
 import sys, time
 from pathlib import Path
 from shufflenet_nas.nas.latency import MeasureConfig
-from shufflenet_nas.nas.search import SearchConfig, open_or_create_study, open_storage
+from shufflenet_nas.nas.search import SearchConfig
+from shufflenet_nas.nas.study import open_or_create_study, open_storage
 folder = Path(sys.argv[1])
 config = SearchConfig(study_name="tiny", budget_flops=12e6, measure=MeasureConfig(target="cpu"), resolution=32,
                       num_classes=10, proxy="params", results_dir=folder)
@@ -181,7 +186,7 @@ def test_lut_search_remeasures_its_front(tmp_path: Path, monkeypatch) -> None:  
 
 
 def test_latency_objective_minimises_latency_above_the_proxy_floor(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="--proxy-floor"):
+    with pytest.raises(InvalidArgumentError, match="objective='latency' minimises latency alone: set `proxy_floor`"):
         tiny_config(tmp_path, objective="latency")
     config = tiny_config(tmp_path, objective="latency", proxy_floor="shufflenet_v2_x0_5")
     study = run_search(config, n_trials=8, timeout=None)
@@ -203,7 +208,7 @@ def test_short_training_proxy_runs_under_every_objective(
     from shufflenet_nas.nas.training import TrainConfig
 
     short = TrainConfig(steps=4, batch_size=8, eval_every=2, val_images=32)  # two reports: pruning is asked
-    monkeypatch.setattr(search_module, "compute_proxies", functools.partial(compute_proxies, train_config=short))
+    monkeypatch.setattr(objective_module, "compute_proxies", functools.partial(compute_proxies, train_config=short))
     extra = {"proxy_floor": "0", "latency_target_ms": 1.0}
     config = tiny_config(tmp_path, proxy="train", objective=objective, seed_baselines=False, **extra)
     study = run_search(config, n_trials=1, timeout=None, data=load_dataset(shapes_dir))
@@ -215,7 +220,9 @@ def test_short_training_proxy_runs_under_every_objective(
 def test_reward_objective(tmp_path: Path) -> None:
     assert mnasnet_reward(0.7, 2.0, 2.0) == pytest.approx(0.7)
     assert mnasnet_reward(0.7, 4.0, 2.0) == pytest.approx(0.7 * 2**-0.07)
-    with pytest.raises(UsageError, match="--latency-target"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"objective='reward' needs a latency target T: set e\.g\. latency_t"
+    ):
         tiny_config(tmp_path, objective="reward")
     config = tiny_config(tmp_path, objective="reward", latency_target_ms=1.0, seed_baselines=False)
     study = run_search(config, n_trials=3, timeout=None)
@@ -227,24 +234,24 @@ def test_reward_objective(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("field", "value"), [("family", "v3"), ("sampler", "cmaes"), ("latency_mode", "guess")])
-def test_bad_choices_are_usage_errors(tmp_path: Path, field: str, value: str) -> None:
-    with pytest.raises(UsageError, match=value):
+def test_bad_choices_are_invalid_arguments(tmp_path: Path, field: str, value: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=f"{field}='{value}' unknown"):
         tiny_config(tmp_path, **{field: value})
 
 
-@pytest.mark.parametrize(("signum", "exit_code"), [(2, 130), (15, 143)])  # SIGINT, SIGTERM
-def test_interrupt_guard_defers_a_signal_outside_computation(signum: int, exit_code: int) -> None:
+@pytest.mark.parametrize("signum", [2, 15])  # SIGINT, SIGTERM
+def test_interrupt_guard_defers_a_signal_outside_computation(signum: int) -> None:
     import os
     import signal
 
-    from shufflenet_nas.nas.search import Interrupted, InterruptGuard
+    from shufflenet_nas.nas.interrupts import Interrupted, InterruptGuard
 
     guard = InterruptGuard()
     with guard.installed():
         with pytest.raises(Interrupted) as raised, guard.region():
             os.kill(os.getpid(), signum)
             time.sleep(1)  # interrupted at once
-        assert raised.value.exit_code == exit_code
+        assert raised.value.signum == signum
         guard.signum = None
         with guard.region(interruptible=False):
             os.kill(os.getpid(), signum)
@@ -258,8 +265,6 @@ def test_interrupt_guard_defers_a_signal_outside_computation(signum: int, exit_c
 
 def test_device_lock_lets_one_process_time_at_a_time() -> None:
     import threading
-
-    from shufflenet_nas.nas.search import device_lock
 
     held = threading.Event()
 
@@ -280,11 +285,38 @@ def test_device_lock_lets_one_process_time_at_a_time() -> None:
 
 def test_a_resume_enqueues_the_baselines_that_never_ran(tmp_path: Path) -> None:
     """Seeding cut short (here: a study made without it) is made up on the next resume, once."""
-    from shufflenet_nas.nas.search import open_or_create_study, open_storage
-
     config = tiny_config(tmp_path)
     study = open_or_create_study(tiny_config(tmp_path, seed_baselines=False), open_storage(config))
     assert study.trials == []
     for _ in range(2):
         study = open_or_create_study(config, open_storage(config))
     assert [t.user_attrs["baseline"] for t in study.trials] == fitting_baselines(config)
+
+
+def test_a_resume_with_other_ranges_or_classes_is_refused(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, seed_baselines=False)
+    study = open_or_create_study(config, open_storage(config))
+    assert study.user_attrs["stem_range"] == [8, 32] and study.user_attrs["depth_ranges"] == [[2, 6], [4, 10], [2, 6]]
+    narrow = tiny_config(tmp_path, seed_baselines=False, ranges=SpaceRanges(stem_range=(16, 16)))
+    assert narrow.space.ranges == SpaceRanges(stem_range=(16, 16))
+    with pytest.raises(InvalidArgumentError, match=r"made with stem_range=\[8, 32\] \(now \[16, 16\]\); resume"):
+        open_or_create_study(narrow, open_storage(narrow))
+    more_classes = tiny_config(tmp_path, seed_baselines=False, num_classes=20)
+    with pytest.raises(InvalidArgumentError, match=r"made with num_classes=10 \(now 20\); resume"):
+        open_or_create_study(more_classes, open_storage(more_classes))
+
+
+def test_a_study_made_before_the_ranges_were_recorded_records_them_on_resume(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, seed_baselines=False)
+    config.study_dir.mkdir()
+    old = optuna.create_study(storage=config.storage_url, study_name="tiny", directions=config.directions)
+    ranges = SpaceRanges().to_dict()
+    for key, value in config.study_attrs().items():
+        if key not in ranges:
+            old.set_user_attr(key, value)
+    old.set_user_attr("metric_names", config.metric_names)
+    study = open_or_create_study(config, open_storage(config))
+    assert {key: study.user_attrs[key] for key in ranges} == ranges
+    fewer_kernels = tiny_config(tmp_path, seed_baselines=False, ranges=SpaceRanges(kernels=(3,)))
+    with pytest.raises(InvalidArgumentError, match=r"kernels=\[3, 5, 7\] \(now \[3\]\)"):
+        open_or_create_study(fewer_kernels, open_storage(fewer_kernels))

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from shufflenet_nas.errors import UsageError
+from shufflenet_nas.errors import InvalidArgumentError
 from shufflenet_nas.nas.data import Dataset, load_dataset
 from shufflenet_nas.nas.proxies import compute_proxies
 from shufflenet_nas.nas.training import TrainConfig, short_train
@@ -61,9 +61,11 @@ def test_report_sees_every_evaluation_and_true_prunes(shapes: Dataset, tiny_v2: 
 def test_epoch_budget_and_config_errors(shapes: Dataset) -> None:
     assert TrainConfig(epochs=2, batch_size=32).total_steps(len(shapes.train_labels)) == 13  # ceil(2 * 204 / 32)
     assert TrainConfig(steps=7).total_steps(204) == 7
-    with pytest.raises(UsageError, match="must be positive"):
+    with pytest.raises(InvalidArgumentError, match="steps=0: the training budget must be positive"):
         TrainConfig(steps=0)
-    with pytest.raises(UsageError, match="BatchNorm needs at least 2"):
+    with pytest.raises(InvalidArgumentError, match="epochs=0: the training budget must be positive"):
+        TrainConfig(epochs=0)
+    with pytest.raises(InvalidArgumentError, match="batch_size=1: BatchNorm needs at least 2"):
         TrainConfig(batch_size=1)
 
 

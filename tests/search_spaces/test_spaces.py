@@ -6,9 +6,12 @@ import warnings
 import optuna
 import pytest
 
+from shufflenet_nas.errors import InvalidArgumentError
 from shufflenet_nas.search_spaces import Genotype, SearchSpace
 from shufflenet_nas.search_spaces.genotype import MAX_CHANNELS
-from shufflenet_nas.search_spaces.spaces import V1_GROUPS
+from shufflenet_nas.search_spaces.spaces import SpaceRanges
+
+V1_GROUPS = SpaceRanges().v1_groups
 
 
 def _samples(space: SearchSpace, count: int, seed: int = 0) -> list[Genotype]:
@@ -70,26 +73,75 @@ def test_smallest_and_largest_bound_the_depths_and_widths_of_samples() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"resolution": 100_000}, "input resolution 100000 is above the limit of 2048"),
-        ({"resolution": 4}, "input resolution 4 is too small for the space; use at least 8"),
-        ({"budget_mflops": math.inf}, "budget must be a positive number, got inf MFLOPs"),
-        ({"budget_mflops": math.nan}, "budget must be a positive number, got nan MFLOPs"),
-        ({"budget_mflops": 0}, "budget must be a positive number"),
-        ({"num_classes": 0}, "classifier: 0 classes; need at least 1"),
-        ({"num_classes": 200_000}, "classifier: 200000 classes is above the limit of 100000"),
-        ({"families": ("v3",)}, "families must be drawn from"),
+        ({"resolution": 100_000}, "resolution=100000 is above the limit of 2048"),
+        ({"resolution": 4}, "resolution=4 is too small for the space; use at least 8"),
+        ({"budget_mflops": math.inf}, "budget_mflops=inf: give a positive number of MFLOPs"),
+        ({"budget_mflops": math.nan}, "budget_mflops=nan: give a positive number"),
+        ({"budget_mflops": 0}, "budget_mflops=0: give a positive number"),
+        ({"num_classes": 0}, "num_classes=0: give 1 to 100000 classes"),
+        ({"num_classes": 200_000}, "num_classes=200000: give 1 to 100000 classes"),
+        ({"families": ("v3",)}, "families=('v3',): draw them from ('v1', 'v2')"),
     ],
 )
 def test_a_space_out_of_limits_is_rejected(values: dict[str, object], message: str) -> None:
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(InvalidArgumentError) as error:
         SearchSpace(**values)  # type: ignore[arg-type]
     assert str(error.value).startswith(message)
 
 
 def test_extremes_of_a_family_or_groups_the_space_lacks_are_rejected() -> None:
-    with pytest.raises(ValueError, match="family 'v1' is not in this space"):
+    with pytest.raises(InvalidArgumentError, match="family='v1' is not in this space"):
         SearchSpace(("v2",)).smallest("v1")
-    with pytest.raises(ValueError, match="groups=5 is not in the v1 space"):
+    with pytest.raises(InvalidArgumentError, match="groups=5 is not in the v1 space"):
         SearchSpace().largest("v1", 5)
-    with pytest.raises(ValueError, match="groups=2 is not in the v2 space"):
+    with pytest.raises(InvalidArgumentError, match="groups=2 is not in the v2 space"):
         SearchSpace().largest("v2", 2)
+
+
+def test_the_ranges_decide_what_is_sampled() -> None:
+    ranges = SpaceRanges(
+        stem_range=(16, 16),
+        depth_ranges=((1, 1), (2, 3), (1, 1)),
+        head_range=(1024, 1024),
+        kernels=(5,),
+        split_ratios=(0.125, 0.875),
+        v1_groups=(2, 4),
+    )
+    for genotype in _samples(SearchSpace(budget_mflops=40, resolution=64, ranges=ranges), 30):
+        assert genotype.stem_channels == 16
+        assert [s.repeats for s in genotype.stages][::2] == [1, 1] and genotype.stages[1].repeats in (2, 3)
+        assert {s.kernel for s in genotype.stages} == {5}
+        if genotype.family == "V2-style":
+            assert genotype.head_channels == 1024 and {s.split_ratio for s in genotype.stages} <= {0.125, 0.875}
+        else:
+            assert {s.groups for s in genotype.stages} <= {2, 4}
+    narrow = SearchSpace(("v2",), budget_mflops=40, resolution=64, ranges=SpaceRanges(width_factors=(1.0, 1.0)))
+    assert all(low == high for low, high in (narrow.width_range("v2", stage) for stage in range(3)))
+    dims = {d.name: d.choices for d in SearchSpace(ranges=ranges).dimensions()}
+    assert dims["stem.width"] == "16..16" and dims["stage2.kernel"] == "5" and dims["v1.groups"] == "2, 4"
+    assert SearchSpace(ranges=ranges).largest("v1", 4).stages[0].kernel == 5
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"stem_range": (32, 8)}, "stem_range=(32, 8): give (low, high) with 1 <= low <= high"),
+        ({"stem_range": (0, 8)}, "stem_range=(0, 8): give (low, high) with 1 <= low"),
+        ({"stem_range": (8,)}, "stem_range=(8,): give (low, high)"),
+        ({"depth_ranges": ((2, 6), (4, 10))}, "depth_ranges=((2, 6), (4, 10)): give 3 (low, high) pairs"),
+        ({"depth_ranges": ((2, 6), (0, 10), (2, 6))}, "depth_ranges=((2, 6), (0, 10), (2, 6)): give 3"),
+        ({"width_factors": (1.3, 0.45)}, "width_factors=(1.3, 0.45): give (low, high)"),
+        ({"head_range": (512, 1000)}, "head_range=(512, 1000): high - low must be a multiple of 128"),
+        ({"kernels": ()}, "kernels=(): give one or more distinct kernel sizes of (3, 5, 7)"),
+        ({"kernels": (4,)}, "kernels=(4,): give one or more distinct kernel sizes"),
+        ({"kernels": (3, 3)}, "kernels=(3, 3): give one or more distinct"),
+        ({"split_ratios": (0.5, 1.0)}, "split_ratios=(0.5, 1.0): give one or more distinct multiples of 1/8"),
+        ({"split_ratios": (0.3,)}, "split_ratios=(0.3,): give one or more distinct multiples of 1/8"),
+        ({"v1_groups": (0, 1)}, "v1_groups=(0, 1): give one or more distinct group counts of 1, 2, 3, 4, 6, 8"),
+        ({"v1_groups": (5,)}, "v1_groups=(5,): give one or more distinct group counts"),
+    ],
+)
+def test_bad_ranges_are_rejected_naming_the_field(values: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidArgumentError) as error:
+        SpaceRanges(**values)  # type: ignore[arg-type]
+    assert str(error.value).startswith(message)

@@ -1,0 +1,167 @@
+"""Checkpoints load by key: torchvision's ShuffleNetV2 layout, rebuilt here, into the V2 baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from shufflenet_nas import build_model
+from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError
+
+
+def _tv_channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    batch, channels, height, width = x.size()
+    x = x.view(batch, groups, channels // groups, height, width)
+    return torch.transpose(x, 1, 2).contiguous().view(batch, channels, height, width)
+
+
+def _depthwise(channels: int, stride: int) -> nn.Conv2d:
+    return nn.Conv2d(channels, channels, 3, stride, 1, bias=False, groups=channels)
+
+
+class _InvertedResidual(nn.Module):
+    """torchvision.models.shufflenetv2.InvertedResidual, layer for layer."""
+
+    def __init__(self, inp: int, oup: int, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        features = oup // 2
+        self.branch1 = nn.Sequential()
+        if stride > 1:
+            self.branch1 = nn.Sequential(
+                _depthwise(inp, stride),
+                nn.BatchNorm2d(inp),
+                nn.Conv2d(inp, features, 1, 1, 0, bias=False),
+                nn.BatchNorm2d(features),
+                nn.ReLU(inplace=True),
+            )
+        self.branch2 = nn.Sequential(
+            nn.Conv2d(inp if stride > 1 else features, features, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(features),
+            nn.ReLU(inplace=True),
+            _depthwise(features, stride),
+            nn.BatchNorm2d(features),
+            nn.Conv2d(features, features, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(features),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        return _tv_channel_shuffle(out, 2)
+
+
+class _TorchvisionShuffleNetV2(nn.Module):
+    """torchvision.models.shufflenetv2.ShuffleNetV2 (stages_repeats [4, 8, 4]), layer for layer."""
+
+    def __init__(self, out_channels: list[int], num_classes: int = 1000) -> None:
+        super().__init__()
+        inp = out_channels[0]
+        self.conv1 = nn.Sequential(nn.Conv2d(3, inp, 3, 2, 1, bias=False), nn.BatchNorm2d(inp), nn.ReLU(inplace=True))
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        for name, repeats, oup in zip(("stage2", "stage3", "stage4"), (4, 8, 4), out_channels[1:4], strict=True):
+            units = [_InvertedResidual(inp, oup, 2)] + [_InvertedResidual(oup, oup, 1) for _ in range(repeats - 1)]
+            setattr(self, name, nn.Sequential(*units))
+            inp = oup
+        last = out_channels[-1]
+        self.conv5 = nn.Sequential(
+            nn.Conv2d(inp, last, 1, 1, 0, bias=False), nn.BatchNorm2d(last), nn.ReLU(inplace=True)
+        )
+        self.fc = nn.Linear(last, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.conv1(x))
+        x = self.stage4(self.stage3(self.stage2(x)))
+        return self.fc(self.conv5(x).mean([2, 3]))
+
+
+_WIDTHS = {"shufflenet_v2_x0_5": [24, 48, 96, 192, 1024], "shufflenet_v2_x1_0": [24, 116, 232, 464, 1024]}
+
+
+def _torchvision_model(name: str) -> _TorchvisionShuffleNetV2:
+    """A torchvision-layout model with random weights and random BatchNorm statistics, in eval mode."""
+    torch.manual_seed(1)
+    model = _TorchvisionShuffleNetV2(_WIDTHS[name])
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.normal_(0, 0.1)
+                module.running_mean.normal_(0, 0.1)
+                module.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", sorted(_WIDTHS))
+def test_torchvision_state_dict_loads_by_key_and_gives_the_same_outputs(name: str, tmp_path: Path) -> None:
+    reference = _torchvision_model(name)
+    path = tmp_path / "tv.pth"
+    torch.save(reference.state_dict(), path)
+    model = build_model(name, weights=path).eval()
+    assert list(model.state_dict()) == list(reference.state_dict())  # the same keys in the same order
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.equal(model(x), reference(x))
+
+
+@pytest.mark.parametrize("wrapper", ["state_dict", "model"])
+def test_a_checkpoint_dict_holding_the_state_dict_loads(wrapper: str, tmp_path: Path) -> None:
+    reference = _torchvision_model("shufflenet_v2_x0_5")
+    path = tmp_path / "checkpoint.pt"
+    torch.save({wrapper: reference.state_dict(), "epoch": 90}, path)
+    from_file = build_model("shufflenet_v2_x0_5", weights=path)
+    from_dict = build_model("shufflenet_v2_x0_5", weights={wrapper: reference.state_dict()})
+    for model in (from_file, from_dict):
+        assert torch.equal(model.fc.weight, reference.fc.weight)
+        assert torch.equal(model.stage3[5].branch2[6].running_var, reference.stage3[5].branch2[6].running_var)
+
+
+def _error(weights: object, arch: str = "shufflenet_v2_x0_5") -> str:
+    with pytest.raises(ShuffleNetNASError) as error:
+        build_model(arch, weights=weights)  # type: ignore[arg-type]
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_missing_or_unexpected_key_is_named_with_the_architecture() -> None:
+    state = _torchvision_model("shufflenet_v2_x0_5").state_dict()
+    del state["conv5.1.running_mean"]
+    assert _error(state) == (
+        "weights do not fit architecture shufflenet_v2_x0_5: missing key 'conv5.1.running_mean' "
+        "(1 missing, 0 unexpected of 338 keys)"
+    )
+    state = _torchvision_model("shufflenet_v2_x0_5").state_dict() | {"classifier.weight": torch.zeros(1)}
+    assert "unexpected key 'classifier.weight' (0 missing, 1 unexpected" in _error(state)
+
+
+def test_a_shape_mismatch_names_the_key_and_both_shapes(tmp_path: Path) -> None:
+    path = tmp_path / "x1_0.pt"
+    torch.save(_torchvision_model("shufflenet_v2_x1_0").state_dict(), path)
+    assert _error(path) == (
+        f"weights={str(path)!r} do not fit architecture shufflenet_v2_x0_5: stage2.0.branch1.2.weight has shape "
+        "(24, 24, 1, 1) in the network, (58, 24, 1, 1) in the weights"
+    )
+
+
+def test_weights_of_another_family_do_not_load() -> None:
+    state = _torchvision_model("shufflenet_v2_x0_5").state_dict()
+    assert "architecture shufflenet_v1_g3_x0_5: missing key" in _error(state, "shufflenet_v1_g3_x0_5")
+
+
+def test_an_unreadable_or_missing_file_is_named(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    assert _error(garbage).startswith(f"weights={str(garbage)!r}: cannot load it as a torch state dict (")
+    with pytest.raises(InvalidArgumentError, match="no such file"):
+        build_model("shufflenet_v2_x0_5", weights=tmp_path / "absent.pt")
+    listed = tmp_path / "list.pt"
+    torch.save([1, 2, 3], listed)
+    assert _error(listed).startswith(f"weights={str(listed)!r} holds no state dict")
