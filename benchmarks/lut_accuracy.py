@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shufflenet_nas.nas.latency import MeasureConfig
-from shufflenet_nas.nas.lut import CALIBRATION_NETWORKS, Evaluation, LatencyTable, compare
+from shufflenet_nas import LatencyTable, MeasureConfig
+from shufflenet_nas.nas.lut import CALIBRATION_NETWORKS, Evaluation, compare
 from shufflenet_nas.search_spaces import SearchSpace
 from shufflenet_nas.units import parse_flops
 

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from shufflenet_nas.nas.latency import MeasureConfig, sample_times, summarize, timed_forward
+from shufflenet_nas import MeasureConfig
+from shufflenet_nas.nas.latency import sample_times, summarize, timed_forward
 from shufflenet_nas.search_spaces import build, resolve_arch
 
 

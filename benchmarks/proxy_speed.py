@@ -13,7 +13,8 @@ import statistics
 
 import torch
 
-from shufflenet_nas.nas.proxies import DEFAULT_BATCH_SIZE, DEFAULT_PROXY, PROXY_NAMES, compute_proxies
+from shufflenet_nas import PROXY_NAMES, compute_proxies
+from shufflenet_nas.nas.proxies import DEFAULT_BATCH_SIZE, DEFAULT_PROXY
 from shufflenet_nas.search_spaces import resolve_arch
 
 

@@ -26,12 +26,18 @@ from pathlib import Path
 
 import optuna
 
-from shufflenet_nas.nas.cost import count_cost
-from shufflenet_nas.nas.latency import MeasureConfig, measure_latency
-from shufflenet_nas.nas.lut import LatencyTable
-from shufflenet_nas.nas.proxies import DEFAULT_PROXY, compute_proxies
-from shufflenet_nas.nas.search import SearchConfig, run_search
-from shufflenet_nas.results.summary import remeasure_front, summarise
+from shufflenet_nas import (
+    LatencyTable,
+    MeasureConfig,
+    SearchConfig,
+    compute_proxies,
+    count_cost,
+    measure_latency,
+    remeasure_front,
+    run_search,
+    summarise,
+)
+from shufflenet_nas.nas.proxies import DEFAULT_PROXY
 from shufflenet_nas.search_spaces import BASELINES, Genotype, SearchSpace
 
 

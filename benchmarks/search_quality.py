@@ -22,12 +22,8 @@ from pathlib import Path
 
 import optuna
 
-from shufflenet_nas.nas.latency import MeasureConfig
-from shufflenet_nas.nas.lut import LatencyTable
-from shufflenet_nas.nas.search import SearchConfig, run_search
-from shufflenet_nas.results.summary import summarise
+from shufflenet_nas import LatencyTable, MeasureConfig, SearchConfig, SpaceRanges, run_search, summarise
 from shufflenet_nas.search_spaces import SearchSpace
-from shufflenet_nas.search_spaces.spaces import SpaceRanges
 
 
 def best_against_v2(study: optuna.Study) -> tuple[float, str] | None:

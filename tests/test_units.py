@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shufflenet_nas.errors import InvalidArgumentError
+from shufflenet_nas import InvalidArgumentError
 from shufflenet_nas.units import parse_flops, parse_latency_ms, parse_params
 
 

@@ -15,13 +15,13 @@ import typer
 from typer.main import get_command
 from typer.testing import CliRunner
 
+from shufflenet_nas import DeviceUnavailableError, InvalidArgumentError, ShuffleNetNASError
 from shufflenet_nas.cli import common
 from shufflenet_nas.cli import errors as cli_errors
 from shufflenet_nas.cli import progress as progress_module
 from shufflenet_nas.cli.app import app
 from shufflenet_nas.cli.common import Dtype, MeasureOptions, Runtime, Target
 from shufflenet_nas.cli.errors import FLAGS, ErrorHandlingGroup, UsageError, as_flags
-from shufflenet_nas.errors import DeviceUnavailableError, InvalidArgumentError, ShuffleNetNASError
 
 runner = CliRunner()
 
@@ -108,6 +108,7 @@ NO_FLAG = {
     "worker",
     "on_progress",
     "genotype",  # ARCH
+    "arch",  # ARCH
     "report",
     "progress",
     "train_config",  # its fields are mapped
@@ -121,6 +122,7 @@ NO_FLAG = {
 
 
 def test_every_library_parameter_has_a_flag_or_is_known_to_have_none() -> None:
+    from shufflenet_nas import build_model, measure_latency
     from shufflenet_nas.nas.data import load_dataset
     from shufflenet_nas.nas.latency import MeasureConfig
     from shufflenet_nas.nas.lut import LatencyTable, compare
@@ -131,6 +133,7 @@ def test_every_library_parameter_has_a_flag_or_is_known_to_have_none() -> None:
     from shufflenet_nas.search_spaces import SearchSpace
 
     apis = [MeasureConfig, _search_module("SearchConfig"), _search_module("run_search"), _search_module("run_workers")]
+    apis += [measure_latency, build_model]
     apis += [load_dataset, compute_proxies, validate_against_paper, validate_against_training, load_study]
     apis += [SearchSpace, LatencyTable.open, compare]
     names = {name for api in apis for name in _parameters(api)} - {"self", "cls"}

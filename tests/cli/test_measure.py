@@ -7,9 +7,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from shufflenet_nas import DeviceUnavailableError, InvalidArgumentError
 from shufflenet_nas.cli.app import app
 from shufflenet_nas.cli.common import Dtype, MeasureOptions, Target
-from shufflenet_nas.errors import DeviceUnavailableError, InvalidArgumentError
 from shufflenet_nas.search_spaces import Genotype
 
 runner = CliRunner()

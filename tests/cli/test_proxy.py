@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from shufflenet_nas import compute_proxies
 from shufflenet_nas.cli.app import app
-from shufflenet_nas.nas.proxies import DEFAULT_PROXY, compute_proxies
+from shufflenet_nas.nas.proxies import DEFAULT_PROXY
 from shufflenet_nas.search_spaces import Genotype
 
 runner = CliRunner()

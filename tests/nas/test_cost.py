@@ -9,17 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from shufflenet_nas.errors import InvalidArgumentError
+from shufflenet_nas import Cost, InsufficientMemoryError, InvalidArgumentError, cost_range, count_cost, estimate_memory
 from shufflenet_nas.nas import cost as cost_module
-from shufflenet_nas.nas.cost import (
-    Cost,
-    InsufficientMemoryError,
-    available_memory_bytes,
-    check_fits_in_memory,
-    cost_range,
-    count_cost,
-    estimate_memory,
-)
+from shufflenet_nas.nas.cost import available_memory_bytes, check_fits_in_memory
 from shufflenet_nas.nas.trace_cost import _trace_memory, fvcore_macs, traced_cost
 from shufflenet_nas.search_spaces import BASELINES, Genotype, SearchSpace, build
 from shufflenet_nas.search_spaces.plan import PartSpec, UnitSpec, network_plan

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from shufflenet_nas.errors import InvalidArgumentError
-from shufflenet_nas.nas.data import DatasetError, load_dataset
+from shufflenet_nas import InvalidArgumentError, load_dataset
+from shufflenet_nas.nas.data import DatasetError
 from shufflenet_nas.search_spaces import BASELINES
 
 

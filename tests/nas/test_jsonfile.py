@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from shufflenet_nas.errors import ShuffleNetNASError
+from shufflenet_nas import ShuffleNetNASError
 from shufflenet_nas.jsonfile import read_json_object, write_json_atomic
 
 

@@ -14,23 +14,27 @@ import torch
 from scipy import stats
 from torch import nn
 
-from shufflenet_nas.errors import DeviceUnavailableError, InvalidArgumentError, ShuffleNetNASError
+from shufflenet_nas import (
+    DeviceUnavailableError,
+    InsufficientMemoryError,
+    InvalidArgumentError,
+    LatencyResult,
+    MeasureConfig,
+    ShuffleNetNASError,
+    measure_latency,
+    measure_module,
+)
 from shufflenet_nas.nas import cost as cost_module
-from shufflenet_nas.nas.cost import InsufficientMemoryError
 from shufflenet_nas.nas.latency import (
     MAX_BATCH,
     MIN_PRECISION_RUNS,
     MIN_RUNS,
     REFERENCE,
-    LatencyResult,
-    MeasureConfig,
     NormalizedStep,
     _measure,
     _runtimes,
     check_target,
     cpu_name,
-    measure_latency,
-    measure_module,
     median_ci_rel,
     reference_anchor_ms,
     sample_times,

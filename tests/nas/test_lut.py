@@ -6,18 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from shufflenet_nas.errors import InvalidArgumentError
+from shufflenet_nas import InvalidArgumentError, LatencyResult, LatencyTable, MeasureConfig
 from shufflenet_nas.jsonfile import default_cache_dir
 from shufflenet_nas.nas import lut
 from shufflenet_nas.nas.cost import part_cost
-from shufflenet_nas.nas.latency import LatencyResult, MeasureConfig
-from shufflenet_nas.nas.lut import (
-    Calibration,
-    Comparison,
-    Evaluation,
-    LatencyTable,
-    compare,
-)
+from shufflenet_nas.nas.lut import Calibration, Comparison, Evaluation, compare
 from shufflenet_nas.nas.trace_cost import _trace_memory, fvcore_macs
 from shufflenet_nas.search_spaces import Genotype, SearchSpace
 from shufflenet_nas.search_spaces.plan import network_plan

@@ -7,26 +7,30 @@ import pytest
 import torch
 from torch import nn
 
-from shufflenet_nas.errors import InvalidArgumentError
+from shufflenet_nas import (
+    PROXY_NAMES,
+    InvalidArgumentError,
+    TrainConfig,
+    compute_proxies,
+    count_cost,
+    load_dataset,
+    validate_against_paper,
+    validate_against_training,
+)
 from shufflenet_nas.nas import proxies
-from shufflenet_nas.nas.cost import count_cost
-from shufflenet_nas.nas.data import load_dataset
 from shufflenet_nas.nas.proxies import (
     DEFAULT_PROXY,
-    PROXY_NAMES,
     ZERO_COST_PROXIES,
     Probe,
     ProxyError,
     check_proxy_names,
-    compute_proxies,
     jacobian_score,
     naswot,
     parse_proxy_names,
     synflow,
     synthetic_batch,
 )
-from shufflenet_nas.nas.training import TrainConfig
-from shufflenet_nas.nas.validation import rank_correlation, validate_against_paper, validate_against_training
+from shufflenet_nas.nas.validation import rank_correlation
 from shufflenet_nas.search_spaces import BASELINES, Genotype, StageGene, build
 
 ALL_AT_INIT = (*ZERO_COST_PROXIES, "params", "mflops")

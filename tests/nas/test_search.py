@@ -9,17 +9,20 @@ from pathlib import Path
 import optuna
 import pytest
 
-from shufflenet_nas.errors import InvalidArgumentError
+from shufflenet_nas import (
+    InvalidArgumentError,
+    MeasureConfig,
+    SearchConfig,
+    SpaceRanges,
+    compute_proxies,
+    count_cost,
+    run_search,
+    summarise,
+)
 from shufflenet_nas.nas import objective as objective_module
-from shufflenet_nas.nas.cost import count_cost
-from shufflenet_nas.nas.latency import MeasureConfig
 from shufflenet_nas.nas.objective import device_lock, mnasnet_reward
-from shufflenet_nas.nas.proxies import compute_proxies
-from shufflenet_nas.nas.search import SearchConfig, run_search
 from shufflenet_nas.nas.search_config import baseline_genotype, fitting_baselines
 from shufflenet_nas.nas.study import open_or_create_study, open_storage
-from shufflenet_nas.results.summary import summarise
-from shufflenet_nas.search_spaces.spaces import SpaceRanges
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FAST = MeasureConfig(target="cpu", threads=1, max_time_s=0.02, rel_precision=0.2)

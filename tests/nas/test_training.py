@@ -5,10 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from shufflenet_nas.errors import InvalidArgumentError
-from shufflenet_nas.nas.data import Dataset, load_dataset
-from shufflenet_nas.nas.proxies import compute_proxies
-from shufflenet_nas.nas.training import TrainConfig, short_train
+from shufflenet_nas import Dataset, InvalidArgumentError, TrainConfig, compute_proxies, load_dataset, short_train
 from shufflenet_nas.search_spaces import BASELINES, Genotype
 
 

@@ -8,16 +8,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from shufflenet_nas.results.summary import (
-    RULE_FLOOR,
-    RULE_PROXY,
-    RULE_REFERENCE,
-    RULE_REWARD,
-    StudySummary,
-    pareto_front,
-    summarise,
-    write_artifacts,
-)
+from shufflenet_nas import StudySummary, pareto_front, summarise, write_artifacts
+from shufflenet_nas.results.summary import RULE_FLOOR, RULE_PROXY, RULE_REFERENCE, RULE_REWARD
 from tests.results.studies import V1, V2, T, make_study
 
 States = optuna.trial.TrialState

@@ -6,10 +6,9 @@ import warnings
 import optuna
 import pytest
 
-from shufflenet_nas.errors import InvalidArgumentError
+from shufflenet_nas import InvalidArgumentError, SpaceRanges
 from shufflenet_nas.search_spaces import Genotype, SearchSpace
 from shufflenet_nas.search_spaces.genotype import MAX_CHANNELS
-from shufflenet_nas.search_spaces.spaces import SpaceRanges
 
 V1_GROUPS = SpaceRanges().v1_groups
 

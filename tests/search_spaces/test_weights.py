@@ -8,8 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from shufflenet_nas import build_model
-from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError
+from shufflenet_nas import InvalidArgumentError, ShuffleNetNASError, build_model
 
 
 def _tv_channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
