@@ -1,5 +1,5 @@
-"""Start-up time of the CLI against a bare Python on this machine: `shufflenet-nas --help` and
-`shufflenet-nas describe shufflenet_v2_x1_0`, each a fresh process.
+"""Start-up time of the CLI against a bare Python on this machine: `shufflenet-nas --help`, `--version`,
+`space`, `baselines` and `describe shufflenet_v2_x1_0`, each a fresh process.
 
 Run: python benchmarks/cli_startup.py [--rounds 15]
 Each round runs every command once (one untimed warm-up round first, then the order rotates each round, so
@@ -45,6 +45,9 @@ def main() -> None:
     commands = {
         "`python -c pass`": [sys.executable, "-c", "pass"],
         "`shufflenet-nas --help`": [*program, "--help"],
+        "`shufflenet-nas --version`": [*program, "--version"],
+        "`shufflenet-nas space`": [*program, "space"],
+        "`shufflenet-nas baselines`": [*program, "baselines"],
         "`shufflenet-nas describe shufflenet_v2_x1_0`": [*program, "describe", "shufflenet_v2_x1_0"],
     }
     names = list(commands)

@@ -5,7 +5,7 @@ and results (imported on first use, so ``import shufflenet_nas`` does not import
 """
 
 from shufflenet_nas import nas, results
-from shufflenet_nas._lazy import lazy_exports
+from shufflenet_nas._lazy import lazy_exports as _lazy_exports
 from shufflenet_nas.errors import DeviceUnavailableError, InvalidArgumentError, ShuffleNetNASError
 from shufflenet_nas.search_spaces import (
     BASELINES,
@@ -19,7 +19,7 @@ from shufflenet_nas.search_spaces import (
 )
 
 __version__ = "0.1.0"
-_HOMES = {name: nas.__name__ for name in nas.__all__} | {name: results.__name__ for name in results.__all__}
+_LAZY, __getattr__, __dir__ = _lazy_exports(__name__, {nas.__name__: nas.__all__, results.__name__: results.__all__})
 __all__ = [
     "BASELINES",
     "DeviceUnavailableError",
@@ -34,5 +34,4 @@ __all__ = [
     "get_baseline",
     "resolve_arch",
 ]
-__all__ += sorted(_HOMES)
-__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
+__all__ += _LAZY

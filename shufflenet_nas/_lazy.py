@@ -8,9 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 
-def lazy_exports(package: str, homes: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``__getattr__`` and ``__dir__`` for ``package`` that import each name in ``homes`` (name -> module) when
-    it is first asked for."""
+def lazy_exports(
+    package: str, modules: dict[str, list[str]]
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """``__all__``, ``__getattr__`` and ``__dir__`` for ``package``: each name of ``modules`` (module -> names)
+    is imported from its module when it is first asked for."""
+    homes = {name: module for module, names in modules.items() for name in names}
     namespace = importlib.import_module(package).__dict__
 
     def __getattr__(name: str) -> Any:
@@ -23,4 +26,4 @@ def lazy_exports(package: str, homes: dict[str, str]) -> tuple[Callable[[str], A
     def __dir__() -> list[str]:
         return sorted({*namespace, *homes})
 
-    return __getattr__, __dir__
+    return sorted(homes), __getattr__, __dir__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated
 
 import typer
@@ -11,7 +12,7 @@ from shufflenet_nas.cli import catalog, proxy
 from shufflenet_nas.cli import measure as measure_commands
 from shufflenet_nas.cli import search as search_commands
 from shufflenet_nas.cli.console import out
-from shufflenet_nas.cli.errors import ErrorHandlingGroup
+from shufflenet_nas.cli.errors import ErrorHandlingGroup, show_warning
 
 app = typer.Typer(
     cls=ErrorHandlingGroup,
@@ -41,6 +42,7 @@ def root(
     ] = False,
 ) -> None:
     """Hardware-aware architecture search over the ShuffleNet V1/V2 design space."""
+    warnings.showwarning = show_warning
 
 
 catalog.register(app)

@@ -93,9 +93,13 @@ def arch_from_argument(arch: str, resolution: int | None = None) -> Genotype:
 
     try:
         genotype = resolve_arch(arch)
+    except ValueError as error:
+        message = str(error).replace("the keys of BASELINES", "listed by `shufflenet-nas baselines`")
+        raise UsageError(f"ARCH: {message}") from None
+    try:
         return genotype.with_resolution(resolution) if resolution else genotype
     except ValueError as error:
-        raise UsageError(f"ARCH: {error}") from None
+        raise UsageError(f"--resolution {resolution}: {error}") from None
 
 
 def space_from_options(budget: str, resolution: int) -> SearchSpace:

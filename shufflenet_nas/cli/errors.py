@@ -11,18 +11,14 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError, mask_password
-
-if TYPE_CHECKING:
-    pass
-
 from shufflenet_nas.cli.console import err
+from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError, mask_password
 
 
 class UsageError(Exception):
@@ -73,6 +69,7 @@ FLAGS: dict[str, Flag] = {
     "latency_mode": Flag("--latency"),
     "resolution": Flag("--resolution"),  # also of load_dataset (nas.data)
     "data": Flag("--data"),  # also of load_dataset and compute_proxies
+    "data.num_classes": Flag("--data", unit=" classes"),  # the class count of --data (a resume's check)
     "results_dir": Flag("--results-dir"),
     "storage": Flag("--storage"),
     "seed_baselines": Flag("--seed-baselines", off="--no-seed-baselines"),
@@ -185,6 +182,12 @@ def interrupt_exit_code(interrupt: BaseException) -> int:
 
 def _debugging() -> bool:
     return os.environ.get("SHUFFLENET_NAS_DEBUG") == "1"
+
+
+def show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """``warnings.showwarning`` for the CLI: one line on stderr, its parameters spoken as flags."""
+    text = as_flags(str(message)).splitlines()[0] if str(message).strip() else category.__name__
+    err.print(f"[yellow]warning:[/yellow] {escape(mask_password(text))}", highlight=False, soft_wrap=True)
 
 
 def _fail(message: str, code: int) -> typer.Exit:

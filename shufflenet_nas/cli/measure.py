@@ -108,6 +108,8 @@ class SampleOptions:
         from shufflenet_nas.jsonfile import default_cache_dir
         from shufflenet_nas.nas.lut import LatencyTable
 
+        if self.samples < 1:
+            raise UsageError(f"--samples {self.samples}: need at least 1 architecture")
         config = measure.config()
         space = space_from_options(self.budget, self.resolution)
         return config, space, LatencyTable.open(config, self.cache_dir or default_cache_dir())

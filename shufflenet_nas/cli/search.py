@@ -113,7 +113,7 @@ def search(
         seed=seed,
         proxy=proxy.value,
         objective=objective.value,
-        latency_target_ms=parse_latency_ms(latency_target) if latency_target else None,
+        latency_target_ms=parse_latency_ms(latency_target, "latency_target_ms") if latency_target else None,
         latency_mode=latency.value,
         resolution=resolution,
         num_classes=dataset.num_classes if dataset is not None else 1000,
@@ -223,7 +223,7 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """The Pareto front and the best V1-style and V2-style configurations of a study (opened read-only)."""
-    from shufflenet_nas.results.summary import load_study, summarise
+    from shufflenet_nas.results import load_study, summarise
 
     if study_dir is not None and storage is not None:
         raise UsageError("give either a results directory or --storage, not both")
@@ -267,7 +267,7 @@ _NUMERIC = ("trial", "MFLOPs", "params", "latency ms", "proxy")
 
 def _results_table(summary: StudySummary) -> Table:
     """The Pareto front, every paper baseline (marked where it is no result) and each family's best."""
-    from shufflenet_nas.results.summary import LATENCY_FORMAT, PROXY_FORMAT
+    from shufflenet_nas.results.rows import LATENCY_FORMAT, PROXY_FORMAT
 
     table = Table(title="Pareto front (latency vs proxy) and paper baselines")
     for column in ("", "trial", "family", "MFLOPs", "params", "latency ms", "proxy", "arch_id"):
@@ -294,7 +294,7 @@ def _results_table(summary: StudySummary) -> Table:
 
 def _every_trial_table(summary: StudySummary) -> Table:
     """Every trial of the study in order: its state and, for those that are no result, why."""
-    from shufflenet_nas.results.summary import LATENCY_FORMAT, PROXY_FORMAT
+    from shufflenet_nas.results.rows import LATENCY_FORMAT, PROXY_FORMAT
 
     table = Table(title="every trial: the results, and why the others are not")
     for column in ("trial", "state", "", "family", "MFLOPs", "latency ms", "proxy", "arch_id", "why not a result"):

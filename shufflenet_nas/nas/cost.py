@@ -110,10 +110,11 @@ def cost_range(space: SearchSpace) -> tuple[Cost, Cost]:
 def part_cost(spec: PartSpec) -> Cost:
     """The cost of one part at batch 1 (cached: equal parts are counted once per process)."""
     replayed = replayed_cost(spec)
-    if replayed.macs > TRACE_MAX_MACS or replayed.params * 4 + replayed.peak_activation_bytes > TRACE_MAX_BYTES:
-        return replayed  # building it to trace would take seconds and gigabytes
     kind = repr(_kind(spec))
     checked = _checked_kinds()
+    too_big = replayed.macs > TRACE_MAX_MACS or replayed.params * 4 + replayed.peak_activation_bytes > TRACE_MAX_BYTES
+    if too_big and checked.get(kind) is not False:
+        return replayed  # building it to trace would take seconds and gigabytes; the replay is right for its kind
     if kind not in checked:
         from shufflenet_nas.nas.trace_cost import traced_cost
 
@@ -170,13 +171,15 @@ def _checked_kinds() -> dict[str, bool]:
 
 
 def _record_check(kind: str, ok: bool) -> None:
-    """Keep one check's verdict in this process and on disk (other versions' verdicts are dropped)."""
+    """Keep one check's verdict in this process and on disk, beside other code versions' verdicts (several
+    environments may share one cache folder)."""
     _checked_kinds()[kind] = ok
     path = _checks_path()
-    stored = read_json_object(path).get(_checks_fingerprint(), {})
-    merged = (stored if isinstance(stored, dict) else {}) | {kind: ok}
+    stored = read_json_object(path)
+    version = stored.get(_checks_fingerprint())
+    stored[_checks_fingerprint()] = (version if isinstance(version, dict) else {}) | {kind: ok}
     with contextlib.suppress(OSError):  # a read-only cache only costs a re-check in the next process
-        write_json_atomic(path, {_checks_fingerprint(): merged})
+        write_json_atomic(path, stored)
 
 
 def _kind(spec: PartSpec) -> tuple[object, ...]:

@@ -7,8 +7,9 @@ a ``Calibration`` fitted on whole networks measured at the same input resolution
 
 A table is one JSON file in the cache directory per measurement key (``table_key``: device, software,
 measurement settings, speed anchor, a fingerprint of the code that builds the parts); another key opens
-another table. Missing parts are measured on first use and persisted, or, with ``estimate=True``, estimated
-from measured ones (``lut_estimate``).
+another table (a warning names a table left unused by a new speed anchor). Missing parts are measured on
+first use and persisted, or, with ``estimate=True``, estimated from measured ones (``lut_estimate``). A file
+with an entry of the wrong type or range is corrupt: it is set aside and the table starts afresh.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import functools
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +37,7 @@ from shufflenet_nas.nas.latency import (
     seeded,
     software_provenance,
 )
-from shufflenet_nas.nas.lut_estimate import PartEntry, PartEstimator, entry_key
+from shufflenet_nas.nas.lut_estimate import PartEntry, PartEstimator, checked, entry_key
 from shufflenet_nas.search_spaces import blocks, builder, channels, plan
 from shufflenet_nas.search_spaces.builder import build_part
 from shufflenet_nas.search_spaces.genotype import Genotype
@@ -93,6 +95,22 @@ class Calibration:
             return ratio
         return cls(float(slope), float(intercept), tuple(networks))
 
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> Calibration:
+        """The calibration stored as ``value`` (``asdict``); ``TypeError`` or ``ValueError`` when it is malformed
+        or is no fit's (slope <= 0, or an intercept of half the fastest network or more)."""
+        calibration = cls(**value)
+        networks = tuple(tuple(network) for network in calibration.networks)
+        for name, measured, summed in networks:
+            checked("a network's genotype", name, "string")
+            checked(f"{name}'s measured ms", measured, "positive number")
+            checked(f"{name}'s sum of parts ms", summed, "positive number")
+        checked("slope", calibration.slope, "positive number")
+        intercept = checked("intercept", calibration.intercept, "number")
+        if networks and abs(intercept) >= min(measured for _, measured, _ in networks) / 2:
+            raise ValueError(f"intercept {intercept!r} is half the fastest network's ms or more")
+        return cls(calibration.slope, intercept, networks)
+
 
 class LatencyTable:
     """Per-part latencies for one device and measurement key, with a calibration per resolution."""
@@ -113,6 +131,8 @@ class LatencyTable:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         path = (cache_dir or default_cache_dir()) / f"{config.target}-{config.resolved_runtime}-{digest}.json"
         table = cls(config, path, key)
+        if "reference_anchor_ms" in key and not path.exists():
+            _warn_of_other_anchor(path, key)
         table._merge()
         return table
 
@@ -209,14 +229,16 @@ class LatencyTable:
             problem = "it holds the table of another measurement key"
         else:
             try:
-                entries = {key: PartEntry(**value) for key, value in data["parts"].items()}
-                calibrations = {
-                    int(r): Calibration(c["slope"], c["intercept"], tuple(map(tuple, c["networks"])))
-                    for r, c in data["calibration"].items()
-                }
+                entries: dict[str, PartEntry] = {}
+                calibrations: dict[int, Calibration] = {}
+                for key, value in data["parts"].items():
+                    entries[key] = _parsed(f"part {key!r}", PartEntry.from_dict, value)
+                for r, value in data["calibration"].items():
+                    resolution = checked("a calibration's resolution", int(r), "positive integer")
+                    calibrations[resolution] = _parsed(f"calibration {r!r}", Calibration.from_dict, value)
                 return entries, calibrations
             except (AttributeError, TypeError, KeyError, ValueError) as error:
-                problem = f"its entries do not parse ({type(error).__name__}: {error})"
+                problem = f"it holds an invalid entry ({type(error).__name__}: {error})"
         set_aside(self.path, problem)
         return {}, {}
 
@@ -227,6 +249,39 @@ class LatencyTable:
             entries |= self.entries
             calibrations |= self.calibrations
         self.entries, self.calibrations = entries, calibrations
+
+
+def _parsed(what: str, parse: Any, value: Any) -> Any:
+    """``parse(value)``; a ``ValueError`` whose message starts with ``what`` when it fails."""
+    try:
+        return parse(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{what}: {error}") from error
+
+
+_warned_tables: set[Path] = set()
+
+
+def _warn_of_other_anchor(path: Path, key: dict[str, Any]) -> None:
+    """Warn, once per file, of each table beside ``path`` that has ``key`` but another speed anchor: its
+    parts are in that anchor's units, so none is used and every part is measured afresh."""
+    same = {name: value for name, value in key.items() if name != "reference_anchor_ms"}
+    for other in sorted(path.parent.glob(f"{path.name.rsplit('-', 1)[0]}-*.json")):
+        if other == path or other in _warned_tables:
+            continue
+        try:
+            other_key = json.loads(other.read_bytes())["key"]
+            anchor = other_key.pop("reference_anchor_ms")
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            continue  # not a table of this kind (a corrupt one is set aside when its own key opens it)
+        if other_key == same and anchor != key["reference_anchor_ms"]:
+            _warned_tables.add(other)
+            message = (
+                f"{other} holds the latency table of this device and config for the speed anchor {anchor} ms, "
+                f"but the anchor is now {key['reference_anchor_ms']} ms (measured again, as after anchors.json "
+                f"was set aside or removed); its parts are not used, and are measured afresh into {path.name}"
+            )
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 # ---- sampling and evaluation ---------------------------------------------------------------------------

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, replace
+import sys
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +51,21 @@ def group_key(spec: PartSpec, channels_last_input: bool) -> str:
     return structure_key(spec, channels_last_input)
 
 
+def checked(name: str, value: Any, kind: str) -> Any:
+    """``value`` if it is a ``kind``: "string", "boolean", or "[positive |non-negative ]number|integer"
+    (finite); else ``ValueError`` naming ``name``."""
+    if kind in ("string", "boolean"):
+        valid = isinstance(value, str if kind == "string" else bool)
+    else:
+        number = isinstance(value, int if kind.endswith("integer") else int | float) and not isinstance(value, bool)
+        low = 0 if kind.startswith(("positive", "non-negative")) else -sys.float_info.max
+        valid = number and low <= value <= sys.float_info.max  # and so not NaN or infinite
+        valid = valid and not (kind.startswith("positive") and value == 0)
+    if not valid:
+        raise ValueError(f"{name} is {value!r}, not a {kind if kind in ('string', 'boolean') else 'finite ' + kind}")
+    return value
+
+
 @dataclass(frozen=True)
 class PartEntry:
     """One part's measured latency, the memory format of its output, and what estimation needs."""
@@ -73,6 +90,28 @@ class PartEntry:
         return cls(
             ms, output_channels_last, runs, ci_rel, structure, group, cost.macs, cost.memory_access, cost.operators
         )
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> PartEntry:
+        """The entry stored as ``value`` (``asdict``); ``TypeError`` or ``ValueError`` when a field is missing,
+        unknown, of another type or out of range."""
+        entry = cls(**value)
+        for field in fields(cls):
+            checked(field.name, getattr(entry, field.name), _FIELD_KINDS[field.name])
+        return entry
+
+
+_FIELD_KINDS = {
+    "ms": "positive number",
+    "output_channels_last": "boolean",
+    "runs": "positive integer",
+    "ci_rel": "non-negative number",
+    "structure": "string",
+    "group": "string",
+    "macs": "positive integer",
+    "memory_access": "non-negative integer",
+    "operators": "non-negative integer",
+}
 
 
 def _features(part: Cost | PartEntry) -> list[float]:

@@ -65,9 +65,10 @@ def make_storage(url: str, heartbeat: bool = False) -> optuna.storages.RDBStorag
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
                 storage = optuna.storages.RDBStorage(url, **options)
             break
-        except (OperationalError, IntegrityError):
+        except (OperationalError, IntegrityError) as error:
             if attempt == SCHEMA_RACE_RETRIES - 1:
-                raise
+                reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+                raise ShuffleNetNASError(f"storage={mask_password(url)!r} cannot be opened: {reason}") from None
             time.sleep(0.1 * (attempt + 1))
         except ImportError as error:  # Optuna wraps the driver's ModuleNotFoundError
             missing = getattr(error.__cause__, "name", None) or getattr(error, "name", None) or "a database driver"

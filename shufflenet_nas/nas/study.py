@@ -121,8 +121,10 @@ def _check_recorded_settings(study: optuna.Study, config: SearchConfig) -> None:
     different = [k for k in _RESUME_KEYS if k in recorded and recorded[k] != wanted[k]]
     if len(different) > 1 and "space" in different:  # the listing of the space follows the settings that differ
         different.remove("space")
+    if "data" in different and "num_classes" in different:  # so does the class count of other data
+        different.remove("num_classes")
     if different:
-        details = ", ".join(_difference(k, recorded[k], wanted[k]) for k in different)
+        details = ", ".join(_difference(k, recorded[k], wanted[k], wanted["data"]) for k in different)
         raise InvalidArgumentError(
             f"study {config.study_name!r} was made with {details}; "
             "resume it with the same settings or pick another `study_name`"
@@ -132,8 +134,12 @@ def _check_recorded_settings(study: optuna.Study, config: SearchConfig) -> None:
             study.set_user_attr(key, wanted[key])
 
 
-def _difference(key: str, recorded: Any, wanted: Any) -> str:
+def _difference(key: str, recorded: Any, wanted: Any, data: Any = None) -> str:
+    """``key=recorded (now key=wanted)``: both sides as assignments (the CLI shows each as its flag). The class
+    count of a data set is ``data.num_classes`` (the CLI's ``--data``)."""
     if key == "space":  # a list of ranges: name the ones that differ
         changed = sorted(set(wanted) - set(recorded))
         return f"other space ranges ({'; '.join(changed) or 'fewer dimensions'})"
-    return f"{key}={recorded!r} (now {wanted!r})"
+    if key == "num_classes" and data is not None:
+        key = "data.num_classes"
+    return f"{key}={recorded!r} (now {key}={wanted!r})"

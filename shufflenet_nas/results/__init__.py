@@ -1,18 +1,13 @@
-"""What a search leaves: reading a study, its Pareto front and best architectures, the artifacts written.
-
-The public names are listed in ``__all__`` and imported on first use; the modules behind them may change.
-"""
+"""What a search leaves: a study read back, its rows, Pareto front and best architectures, the artifacts."""
 
 from shufflenet_nas._lazy import lazy_exports
 
-_HOMES = {
-    "load_study": "shufflenet_nas.results.loading",
-    "StudySummary": "shufflenet_nas.results.summary",
-    "summarise": "shufflenet_nas.results.summary",
-    "write_artifacts": "shufflenet_nas.results.summary",
-    "remeasure_front": "shufflenet_nas.results.summary",
-    "TrialRow": "shufflenet_nas.results.rows",
-    "pareto_front": "shufflenet_nas.results.best",
-}
-__all__ = sorted(_HOMES)
-__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "shufflenet_nas.results.loading": ["load_study"],
+        "shufflenet_nas.results.summary": ["StudySummary", "remeasure_front", "summarise", "write_artifacts"],
+        "shufflenet_nas.results.rows": ["TrialRow"],
+        "shufflenet_nas.results.best": ["pareto_front"],
+    },
+)

@@ -13,15 +13,11 @@ import optuna
 
 from shufflenet_nas.errors import ShuffleNetNASError
 from shufflenet_nas.nas.latency import MeasureConfig, measure_latency
+from shufflenet_nas.results import rows as rows_module
 from shufflenet_nas.results.best import family_references, pareto_front, pick_best
-from shufflenet_nas.results.loading import load_study, read_only_sqlite_url
 from shufflenet_nas.results.rows import (
     LATENCY_FORMAT,
     PROXY_FORMAT,
-    RULE_FLOOR,
-    RULE_PROXY,
-    RULE_REFERENCE,
-    RULE_REWARD,
     TrialRow,
     TrialStatus,
     baseline_rows,
@@ -32,25 +28,6 @@ from shufflenet_nas.results.rows import (
     trial_statuses,
 )
 from shufflenet_nas.search_spaces import Genotype
-
-__all__ = [
-    "LATENCY_FORMAT",
-    "PROXY_FORMAT",
-    "RULE_FLOOR",
-    "RULE_PROXY",
-    "RULE_REFERENCE",
-    "RULE_REWARD",
-    "Comparison",
-    "StudySummary",
-    "TrialRow",
-    "TrialStatus",
-    "load_study",
-    "pareto_front",
-    "read_only_sqlite_url",
-    "remeasure_front",
-    "summarise",
-    "write_artifacts",
-]
 
 
 @dataclass(frozen=True)
@@ -144,9 +121,9 @@ class StudySummary:
         objective = self.settings.get("objective") or "pareto"
         parts = []
         rules = set(self.rules.values())
-        if RULE_REWARD in rules:
+        if rows_module.RULE_REWARD in rules:
             parts.append("the highest reward")
-        if RULE_FLOOR in rules:
+        if rows_module.RULE_FLOOR in rules:
             value = (
                 f" = {self.proxy_floor:{PROXY_FORMAT}}"
                 if self.proxy_floor is not None and is_baseline_name(floor)
@@ -154,12 +131,14 @@ class StudySummary:
             )
             bar = f"proxy floor {floor}{value}" if floor is not None else "the budgets"
             parts.append(f"the fastest feasible architecture (objective {objective}, {bar})")
-        if RULE_REFERENCE in rules:
+        if rows_module.RULE_REFERENCE in rules:
             versus = ", ".join(
-                f"{f} vs {r.baseline}" for f, r in self.references.items() if self.rules.get(f) == RULE_REFERENCE
+                f"{f} vs {r.baseline}"
+                for f, r in self.references.items()
+                if self.rules.get(f) == rows_module.RULE_REFERENCE
             )
             parts.append(f"the fastest architecture with the proxy of the family's paper model or better ({versus})")
-        if RULE_PROXY in rules:
+        if rows_module.RULE_PROXY in rules:
             parts.append("the highest proxy (no paper model to compare with)")
         if not parts:
             return ""

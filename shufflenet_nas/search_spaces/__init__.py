@@ -74,7 +74,7 @@ def resolve_arch(arch: str | Path | Genotype) -> Genotype:
         raise ValueError(f"architecture file {path} does not exist; check the path")
     raise ValueError(
         f"{text!r} is not a baseline name, a genotype string (stem...) or a JSON file; "
-        "run `shufflenet-nas baselines` for the names"
+        "baseline names are the keys of BASELINES"
     )
 
 

@@ -147,4 +147,4 @@ def get_baseline(name: str) -> Baseline:
     try:
         return BASELINES[name]
     except KeyError:
-        raise ValueError(f"unknown baseline {name!r}; run `shufflenet-nas baselines` to list them") from None
+        raise ValueError(f"unknown baseline {name!r}; the names are the keys of BASELINES") from None

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import random
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 from shufflenet_nas.errors import InvalidArgumentError
@@ -67,6 +68,30 @@ def _width_cap(multiple: int, stage: int) -> int:
 _STEM_MAX = _width_cap(_WIDEST_MULTIPLE, 0) - _WIDEST_MULTIPLE  # room for a V1 stage 2 to widen
 
 
+def _as_tuple(name: str, value: Any, kind: type) -> tuple[Any, ...]:
+    """``value`` (any sequence: a list from JSON too) as a tuple of ``kind``: int, float (an int will do) or
+    tuple (a pair of ints each); a bool is neither. Else an error naming the field."""
+    what = {int: "ints", float: "numbers", tuple: "(low, high) pairs of ints"}[kind]
+    problem = f"{name}={value!r}: give a sequence of {what} (not {'bools' if kind is float else 'floats or bools'})"
+    try:
+        if kind is tuple:
+            return tuple(_as_tuple(name, item, int) for item in _items(value))
+        wanted = numbers.Integral if kind is int else numbers.Real
+        items = _items(value)
+    except InvalidArgumentError:
+        raise InvalidArgumentError(problem) from None
+    if not all(isinstance(item, wanted) and not isinstance(item, bool) for item in items):
+        raise InvalidArgumentError(problem)
+    return tuple(kind(item) for item in items)
+
+
+def _items(value: Any) -> tuple[Any, ...]:
+    """A sequence's items (a string is no sequence here)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidArgumentError("not a sequence")
+    return tuple(value)
+
+
 def _is_range(value: Sequence[float], low: float, high: float) -> bool:
     return len(value) == 2 and low <= value[0] <= value[1] <= high
 
@@ -81,10 +106,14 @@ def _check_choices(name: str, values: Sequence[Any], valid: Callable[[Any], bool
         raise InvalidArgumentError(f"{name}={values!r}: give one or more distinct {accepted}")
 
 
+_FIELD_KINDS = {"depth_ranges": tuple, "width_factors": float, "split_ratios": float}  # other fields: ints
+
+
 @dataclass(frozen=True)
 class SpaceRanges:
     """The ranges searched whatever the budget: stem width, depth per stage (stage2..4), stage widths as
-    multiples of the budget-scaled 1x width, V2 head width (step 128), kernels, V2 split ratios, V1 groups."""
+    multiples of the budget-scaled 1x width, V2 head width (step 128), kernels, V2 split ratios, V1 groups.
+    Any sequences will do (they become tuples); counts and widths must be ints (not floats or bools)."""
 
     stem_range: tuple[int, int] = (8, 32)
     depth_ranges: tuple[tuple[int, int], ...] = ((2, 6), (4, 10), (2, 6))
@@ -95,6 +124,9 @@ class SpaceRanges:
     v1_groups: tuple[int, ...] = V1_GROUPS
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # sequences (lists from JSON) become tuples: equal to the original, hashable
+            kind = _FIELD_KINDS.get(f.name, int)
+            object.__setattr__(self, f.name, _as_tuple(f.name, getattr(self, f.name), kind))
         _check_range("stem_range", self.stem_range, 1, _STEM_MAX)
         if len(self.depth_ranges) != _STAGES or not all(_is_range(d, 1, MAX_REPEATS) for d in self.depth_ranges):
             raise InvalidArgumentError(
@@ -122,6 +154,12 @@ class SpaceRanges:
     def to_dict(self) -> dict[str, Any]:
         """The ranges as JSON values (lists), as a study records them."""
         return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SpaceRanges:
+        """The ranges ``to_dict`` gave, or a study's user attributes recorded (other keys are ignored; a
+        missing field takes its default, as in studies made before the ranges were recorded)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ def load_weights(model: nn.Module, weights: Weights, arch: str) -> None:
     given = f"weights={str(weights)!r}" if isinstance(weights, str | Path) else "weights"
     state = _state_dict(_read(weights) if isinstance(weights, str | Path) else weights, given)
     expected = model.state_dict()
-    missing = [key for key in expected if key not in state]
+    # BatchNorm's step counter is optional, as torch treats it for old state dicts: a missing one stays 0.
+    missing = [key for key in expected if key not in state and not key.endswith("num_batches_tracked")]
     unexpected = [key for key in state if key not in expected]
     if missing or unexpected:
         first = f"missing key {missing[0]!r}" if missing else f"unexpected key {unexpected[0]!r}"
@@ -35,12 +36,12 @@ def load_weights(model: nn.Module, weights: Weights, arch: str) -> None:
             f"({len(missing)} missing, {len(unexpected)} unexpected of {len(expected)} keys)"
         )
     for key, tensor in expected.items():
-        if state[key].shape != tensor.shape:
+        if key in state and state[key].shape != tensor.shape:
             raise ShuffleNetNASError(
                 f"{given} do not fit architecture {arch}: {key} has shape {tuple(tensor.shape)} in the network, "
                 f"{tuple(state[key].shape)} in the weights"
             )
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=False)
 
 
 def _read(path: str | Path) -> object:
@@ -50,6 +51,7 @@ def _read(path: str | Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises pickle, zip and runtime errors of many kinds
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = reason.split(". ")[0]  # torch's advice (weights_only=False, ...) is not for this file
         raise ShuffleNetNASError(f"weights={str(path)!r}: cannot load it as a torch state dict ({reason})") from None
 
 

@@ -122,14 +122,13 @@ NO_FLAG = {
 
 
 def test_every_library_parameter_has_a_flag_or_is_known_to_have_none() -> None:
-    from shufflenet_nas import build_model, measure_latency
+    from shufflenet_nas import build_model, load_study, measure_latency
     from shufflenet_nas.nas.data import load_dataset
     from shufflenet_nas.nas.latency import MeasureConfig
     from shufflenet_nas.nas.lut import LatencyTable, compare
     from shufflenet_nas.nas.proxies import compute_proxies
     from shufflenet_nas.nas.training import TrainConfig
     from shufflenet_nas.nas.validation import validate_against_paper, validate_against_training
-    from shufflenet_nas.results.summary import load_study
     from shufflenet_nas.search_spaces import SearchSpace
 
     apis = [MeasureConfig, _search_module("SearchConfig"), _search_module("run_search"), _search_module("run_workers")]
@@ -245,3 +244,21 @@ def test_progress_without_a_terminal_is_a_line_per_change(capsys: pytest.Capture
         "[2/2] measuring parts",
         "[2/2] measuring parts · fastest 1.000 ms",
     ]
+
+
+def test_a_warning_is_one_line_on_stderr(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "cost_checks.json").write_text('{"truncated": ')
+    run = subprocess.run(
+        [sys.executable, "-m", "shufflenet_nas", "describe", "shufflenet_v2_x0_5", "--resolution", "64"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "SHUFFLENET_NAS_CACHE_DIR": str(tmp_path)},
+    )
+    assert run.stderr.startswith("warning: ") and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "cost_checks.json is corrupt" in run.stderr and "moved it to cost_checks.json.corrupt-" in run.stderr

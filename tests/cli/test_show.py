@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from shufflenet_nas import load_study, summarise, write_artifacts
 from shufflenet_nas.cli.app import app
 from shufflenet_nas.nas.storage import make_storage
-from shufflenet_nas.results.summary import read_only_sqlite_url
+from shufflenet_nas.results.loading import read_only_sqlite_url
 from tests.results.studies import V1, V2, T, make_study
 
 runner = CliRunner()

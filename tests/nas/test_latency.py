@@ -4,6 +4,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from shufflenet_nas.nas.latency import (
     REFERENCE,
     NormalizedStep,
     _measure,
+    _normalisation,
     _runtimes,
     check_target,
     cpu_name,
@@ -162,16 +164,22 @@ def test_anchor_is_measured_once_and_kept_on_disk_per_config(tmp_path: Path, mon
     assert len(json.loads((tmp_path / "second" / "anchors.json").read_text())) == 2
 
 
-def test_a_corrupt_anchor_file_is_set_aside_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("value", ["{garbage", "abc", None, 0, -5.0, float("nan"), True])
+def test_bad_anchors_are_set_aside(value: Any, tiny_v1: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHUFFLENET_NAS_CACHE_DIR", str(tmp_path))
-    path = tmp_path / "anchors.json"
-    path.write_text("{garbage")
-    message = r"anchors.json is corrupt: it is not valid JSON \(.*\); moved it to anchors.json.corrupt-\S+ and starting"
-    with pytest.warns(RuntimeWarning, match=message):
-        anchor = reference_anchor_ms(MeasureConfig(threads=1))
-    (moved,) = tmp_path.glob("anchors.json.corrupt-*")
-    assert moved.read_text() == "{garbage"
-    assert list(json.loads(path.read_text()).values()) == [anchor]  # a new file, with the new anchor
+    path, config = tmp_path / "anchors.json", MeasureConfig(threads=1)
+    content, problem = "{garbage", r"it is not valid JSON \(.+\)"
+    if value != content:  # valid JSON, but our anchor is no finite positive number of ms
+        reference_anchor_ms(config)
+        content = json.dumps(dict.fromkeys(json.loads(path.read_text()), value))
+        problem = rf"it holds an anchor of {re.escape(repr(value))}, not a finite positive number of ms"
+    path.write_text(content)
+    monkeypatch.setattr(_normalisation, "_anchors", {})  # as in a new process
+    with pytest.warns(RuntimeWarning, match=rf"^{re.escape(str(path))} is corrupt: {problem}; moved it to anchors"):
+        anchor = reference_anchor_ms(config)
+    assert [moved.read_text() for moved in tmp_path.glob("anchors.json.corrupt-*")] == [content]
+    assert list(json.loads(path.read_text()).values()) == [anchor] and 0 < anchor < 1e3  # measured afresh
+    assert 0 < measure_latency(tiny_v1, MeasureConfig(**QUICK)).median_ms < 1e3  # which later runs scale by
 
 
 def test_normalised_measurement_reports_raw_and_reference_figures(tiny_v1) -> None:  # type: ignore[no-untyped-def]

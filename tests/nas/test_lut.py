@@ -1,7 +1,11 @@
 from __future__ import annotations
 
 import json
+import re
+import warnings
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -10,7 +14,9 @@ from shufflenet_nas import InvalidArgumentError, LatencyResult, LatencyTable, Me
 from shufflenet_nas.jsonfile import default_cache_dir
 from shufflenet_nas.nas import lut
 from shufflenet_nas.nas.cost import part_cost
+from shufflenet_nas.nas.latency import _normalisation
 from shufflenet_nas.nas.lut import Calibration, Comparison, Evaluation, compare
+from shufflenet_nas.nas.lut_estimate import PartEntry
 from shufflenet_nas.nas.trace_cost import _trace_memory, fvcore_macs
 from shufflenet_nas.search_spaces import Genotype, SearchSpace
 from shufflenet_nas.search_spaces.plan import network_plan
@@ -225,10 +231,18 @@ def test_new_software_code_or_speed_anchor_opens_an_empty_table(
         monkeypatch.setattr(lut, "reference_anchor_ms", lambda config: 123.0)
     else:
         config = MeasureConfig(threads=1, max_time_s=0.02, rel_precision=0.05, normalize=False)
-    fresh = LatencyTable.open(config, tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fresh = LatencyTable.open(config, tmp_path)
     assert fresh.path != table.path and len(fresh) == 0
+    # only a new anchor leaves the old table of this device and config unused, and says so
+    assert [str(w.message).startswith(f"{table.path} holds") for w in caught] == [True] * (change == "anchor")
     monkeypatch.undo()
     assert len(LatencyTable.open(CONFIG, tmp_path)) == len(table)  # the old table is still there for the old key
+
+
+def _invalid(problem: str) -> str:
+    return rf"it holds an invalid entry \(ValueError: {re.escape(problem)}.*\)"
 
 
 @pytest.mark.parametrize(
@@ -237,22 +251,78 @@ def test_new_software_code_or_speed_anchor_opens_an_empty_table(
         ("{not json", r"it is not valid JSON \(.+\)"),
         ("[1, 2]", "its JSON is not an object"),
         ('{"key": {"target": "tpu"}}', "it holds the table of another measurement key"),
-        (None, r"its entries do not parse \(TypeError: .+\)"),  # the right key, an entry of another layout
+        # the right key, valid JSON, but an entry of another layout, type or range
+        ({"part": {"extra": 1}}, _invalid("part 'x': PartEntry.__init__() got an unexpected keyword argument 'extra'")),
+        ({"part": {"ms": -1.0}}, _invalid("part 'x': ms is -1.0, not a finite positive number")),
+        ({"part": {"ms": "abc"}}, _invalid("part 'x': ms is 'abc', not a finite positive number")),
+        ({"part": {"ms": float("nan")}}, _invalid("part 'x': ms is nan, not a finite positive number")),
+        ({"part": {"ms": 0}}, _invalid("part 'x': ms is 0, not a finite positive number")),
+        ({"part": {"runs": 2.5}}, _invalid("part 'x': runs is 2.5, not a finite positive integer")),
+        ({"part": {"ci_rel": -0.1}}, _invalid("part 'x': ci_rel is -0.1, not a finite non-negative number")),
+        ({"part": {"output_channels_last": 1}}, _invalid("part 'x': output_channels_last is 1, not a boolean")),
+        ({"part": {"macs": None}}, _invalid("part 'x': macs is None, not a finite positive integer")),
+        ({"part": {"group": 3}}, _invalid("part 'x': group is 3, not a string")),
+        ({"calibration": {"slope": -2.0}}, _invalid("calibration '32': slope is -2.0, not a finite positive number")),
+        ({"calibration": {"intercept": None}}, _invalid("calibration '32': intercept is None, not a finite number")),
+        ({"calibration": {"intercept": 6.0}}, _invalid("calibration '32': intercept 6.0 is half the fastest")),
+        ({"calibration": {"networks": [["g", -10.0, 8.0]]}}, _invalid("calibration '32': g's measured ms is -10.0")),
+        ({"resolution": "0"}, _invalid("a calibration's resolution is 0, not a finite positive integer")),
     ],
 )
 def test_a_corrupt_table_is_set_aside_with_a_warning_and_replaced(
-    content: str | None, problem: str, tiny_v1: Genotype, tmp_path: Path
+    content: str | dict[str, Any], problem: str, tiny_v1: Genotype, tmp_path: Path
 ) -> None:
-    path = LatencyTable.open(CONFIG, tmp_path).path
-    if content is None:
-        content = json.dumps({"key": LatencyTable.open(CONFIG, tmp_path).key, "parts": {"x": {"ms": 1}}})
+    table = LatencyTable.open(CONFIG, tmp_path)
+    path = table.path
+    if isinstance(content, dict):  # a valid table, changed
+        part = asdict(PartEntry.of(network_plan(tiny_v1)[0], True, 1.0, True, 50, 0.01)) | content.get("part", {})
+        calibration = asdict(Calibration.fit([("g", 10.0, 8.0)])) | content.get("calibration", {})
+        resolution = content.get("resolution", "32")
+        content = json.dumps({"key": table.key, "parts": {"x": part}, "calibration": {resolution: calibration}})
     path.write_text(content)
-    with pytest.warns(RuntimeWarning, match=rf"{path.name} is corrupt: {problem}; moved it to {path.name}\.corrupt-"):
+    message = rf"^{re.escape(str(path))} is corrupt: {problem}; moved it to {path.name}\.corrupt-"
+    with pytest.warns(RuntimeWarning, match=message):
         reopened = LatencyTable.open(CONFIG, tmp_path)
     (moved,) = tmp_path.glob(f"{path.name}.corrupt-*")
     assert moved.read_text() == content and not path.exists() and len(reopened) == 0
-    reopened.parts_ms(tiny_v1)
+    assert 0 < reopened.parts_ms(tiny_v1) < 1e3  # measured afresh
     assert len(LatencyTable.open(CONFIG, tmp_path)) == len(reopened) > 0  # the new table works
+
+
+def test_a_valid_table_file_reads_back(tiny_v1: Genotype, tmp_path: Path) -> None:
+    table = LatencyTable.open(CONFIG, tmp_path)
+    table.entries["x"] = PartEntry.of(network_plan(tiny_v1)[0], True, 1.0, True, 50, 0.01)
+    table.calibrations[32] = Calibration.fit([("g", 10.0, 8.0), ("h", 20.0, 17.0), ("i", 30.0, 23.0)])
+    table.save()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        reopened = LatencyTable.open(CONFIG, tmp_path)
+    assert reopened.entries == table.entries and reopened.calibrations == table.calibrations
+
+
+def test_a_table_of_a_former_speed_anchor_is_named_in_a_warning(
+    tiny_v1: Genotype, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHUFFLENET_NAS_CACHE_DIR", str(tmp_path))
+    old = LatencyTable.open(CONFIG, tmp_path)
+    old.entries["x"] = PartEntry.of(network_plan(tiny_v1)[0], True, 1.0, True, 50, 0.01)
+    old.save()
+    anchors = tmp_path / "anchors.json"
+    anchors.write_text(json.dumps(dict.fromkeys(json.loads(anchors.read_text()), "abc")))
+    monkeypatch.setattr(_normalisation, "_anchors", {})  # as in a new process: anchors.json is set aside, re-measured
+    with pytest.warns(RuntimeWarning) as caught:
+        fresh = LatencyTable.open(CONFIG, tmp_path)
+    assert [str(w.message).split(" ", 1)[0] for w in caught] == [str(anchors), str(old.path)]
+    before, now = old.key["reference_anchor_ms"], fresh.key["reference_anchor_ms"]
+    assert str(caught[1].message) == (
+        f"{old.path} holds the latency table of this device and config for the speed anchor {before} ms, but the "
+        f"anchor is now {now} ms (measured again, as after anchors.json was set aside or removed); its parts are "
+        f"not used, and are measured afresh into {fresh.path.name}"
+    )
+    assert fresh.path != old.path and len(fresh) == 0 and old.path.exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # warned once
+        assert len(LatencyTable.open(CONFIG, tmp_path)) == 0
 
 
 def test_saving_merges_entries_stored_by_another_process(tiny_v1: Genotype, tiny_v2: Genotype, tmp_path: Path) -> None:

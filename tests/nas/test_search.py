@@ -124,7 +124,7 @@ def test_resume_adds_trials_and_refuses_other_settings(tmp_path: Path) -> None:
     study = run_search(config, n_trials=2, timeout=None)
     assert len(study.trials) == 5
     assert (tmp_path / "tiny" / "study.db").is_file()
-    with pytest.raises(InvalidArgumentError, match=r"budget_mflops=12.0 \(now 20.0\); resume it with"):
+    with pytest.raises(InvalidArgumentError, match=r"budget_mflops=12.0 \(now budget_mflops=20.0\); resume it with"):
         run_search(tiny_config(tmp_path, budget_flops=20e6), n_trials=1, timeout=None)
 
 
@@ -177,7 +177,7 @@ def test_user_attributes_are_readable_through_optuna(tmp_path: Path) -> None:
 
 
 def test_lut_search_remeasures_its_front(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from shufflenet_nas.results.summary import remeasure_front
+    from shufflenet_nas import remeasure_front
 
     monkeypatch.setenv("SHUFFLENET_NAS_CACHE_DIR", str(tmp_path / "lut"))
     config = tiny_config(tmp_path, latency_mode="lut", sampler="random")
@@ -300,12 +300,15 @@ def test_a_resume_with_other_ranges_or_classes_is_refused(tmp_path: Path) -> Non
     config = tiny_config(tmp_path, seed_baselines=False)
     study = open_or_create_study(config, open_storage(config))
     assert study.user_attrs["stem_range"] == [8, 32] and study.user_attrs["depth_ranges"] == [[2, 6], [4, 10], [2, 6]]
+    assert SpaceRanges.from_dict(study.user_attrs) == config.ranges  # rebuilt from what the study recorded
     narrow = tiny_config(tmp_path, seed_baselines=False, ranges=SpaceRanges(stem_range=(16, 16)))
     assert narrow.space.ranges == SpaceRanges(stem_range=(16, 16))
-    with pytest.raises(InvalidArgumentError, match=r"made with stem_range=\[8, 32\] \(now \[16, 16\]\); resume"):
+    other = tiny_config(tmp_path, study_name="narrow", seed_baselines=False, ranges=narrow.ranges)
+    assert SpaceRanges.from_dict(open_or_create_study(other, open_storage(other)).user_attrs) == narrow.ranges
+    with pytest.raises(InvalidArgumentError, match=r"made with stem_range=\[8, 32\] \(now stem_range=\[16, 16\]\);"):
         open_or_create_study(narrow, open_storage(narrow))
     more_classes = tiny_config(tmp_path, seed_baselines=False, num_classes=20)
-    with pytest.raises(InvalidArgumentError, match=r"made with num_classes=10 \(now 20\); resume"):
+    with pytest.raises(InvalidArgumentError, match=r"made with num_classes=10 \(now num_classes=20\); resume"):
         open_or_create_study(more_classes, open_storage(more_classes))
 
 
@@ -321,5 +324,39 @@ def test_a_study_made_before_the_ranges_were_recorded_records_them_on_resume(tmp
     study = open_or_create_study(config, open_storage(config))
     assert {key: study.user_attrs[key] for key in ranges} == ranges
     fewer_kernels = tiny_config(tmp_path, seed_baselines=False, ranges=SpaceRanges(kernels=(3,)))
-    with pytest.raises(InvalidArgumentError, match=r"kernels=\[3, 5, 7\] \(now \[3\]\)"):
+    with pytest.raises(InvalidArgumentError, match=r"kernels=\[3, 5, 7\] \(now kernels=\[3\]\)"):
         open_or_create_study(fewer_kernels, open_storage(fewer_kernels))
+
+
+def test_the_cli_names_both_sides_of_a_resume_mismatch_as_flags(tmp_path: Path, shapes_dir: Path) -> None:
+    """Recorded and wanted settings both read as flags: no Python literal (``(now 50.0)``, ``'v1'``) is left."""
+    import re
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from shufflenet_nas.cli.app import app
+
+    data, other = (shutil.copytree(shapes_dir, tmp_path / name).resolve() for name in "ab")  # as recorded
+    shutil.rmtree(next(other.iterdir()))  # 3 classes
+    tiny = ["search", "--target", "cpu", "--resolution", "32", "--proxy", "params", "--max-time", "0.02"]
+    tiny += ["--n-trials", "1", "--no-seed-baselines", "--study", "s", "--results-dir", str(tmp_path / "r")]
+    assert CliRunner().invoke(app, [*tiny, "--budget", "12M", "--data", str(data)]).exit_code == 0
+
+    def refused(*arguments: str) -> str:
+        result = CliRunner().invoke(app, [*tiny, *arguments])
+        assert result.exit_code == 2, result.output
+        line = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
+        assert "'" not in line.split(" was made with ", 1)[1] and not re.search(r"\(now (?!no )[^-]", line), line
+        return line.split(" was made with ", 1)[1].split("; resume it", 1)[0]
+
+    other_settings = ["--budget", "16M", "--raw", "--family", "v1", "--latency-budget", "3ms", "--seed", "7"]
+    assert refused(*other_settings, "--sampler", "random", "--data", str(data)) == (
+        "--budget 12MFLOPs (now --budget 16MFLOPs), no --latency-budget (now --latency-budget 3ms), "
+        "--family mixed (now --family v1), --normalize (now --raw), --sampler tpe (now --sampler random), "
+        "no --seed (now --seed 7)"
+    )
+    assert refused("--budget", "12M", "--data", str(other)) == f"--data {data} (now --data {other})"
+    assert refused("--budget", "12M") == f"--data {data} (now no --data)"
+    shutil.rmtree(next(data.iterdir()))  # the same folder, one class fewer
+    assert refused("--budget", "12M", "--data", str(data)) == "--data 4 classes (now --data 3 classes)"

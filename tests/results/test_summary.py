@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from shufflenet_nas import StudySummary, pareto_front, summarise, write_artifacts
-from shufflenet_nas.results.summary import RULE_FLOOR, RULE_PROXY, RULE_REFERENCE, RULE_REWARD
+from shufflenet_nas.results.rows import RULE_FLOOR, RULE_PROXY, RULE_REFERENCE, RULE_REWARD
 from tests.results.studies import V1, V2, T, make_study
 
 States = optuna.trial.TrialState

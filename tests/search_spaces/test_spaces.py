@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -138,9 +139,38 @@ def test_the_ranges_decide_what_is_sampled() -> None:
         ({"split_ratios": (0.3,)}, "split_ratios=(0.3,): give one or more distinct multiples of 1/8"),
         ({"v1_groups": (0, 1)}, "v1_groups=(0, 1): give one or more distinct group counts of 1, 2, 3, 4, 6, 8"),
         ({"v1_groups": (5,)}, "v1_groups=(5,): give one or more distinct group counts"),
+        ({"stem_range": (8.5, 32)}, "stem_range=(8.5, 32): give a sequence of ints (not floats or bools)"),
+        ({"stem_range": (8.0, 32)}, "stem_range=(8.0, 32): give a sequence of ints"),
+        ({"head_range": (True, 1536)}, "head_range=(True, 1536): give a sequence of ints"),
+        ({"depth_ranges": ((2, 6), (4, 10.5), (2, 6))}, "depth_ranges=((2, 6), (4, 10.5), (2, 6)): give a sequence"),
+        ({"depth_ranges": (2, 6)}, "depth_ranges=(2, 6): give a sequence of (low, high) pairs of ints"),
+        ({"kernels": (3, 5.0)}, "kernels=(3, 5.0): give a sequence of ints"),
+        ({"kernels": 3}, "kernels=3: give a sequence of ints"),
+        ({"v1_groups": (True,)}, "v1_groups=(True,): give a sequence of ints (not floats or bools)"),
+        ({"v1_groups": "12"}, "v1_groups='12': give a sequence of ints"),
+        ({"width_factors": (True, 1.3)}, "width_factors=(True, 1.3): give a sequence of numbers (not bools)"),
+        ({"split_ratios": (0.5, False)}, "split_ratios=(0.5, False): give a sequence of numbers (not bools)"),
     ],
 )
 def test_bad_ranges_are_rejected_naming_the_field(values: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidArgumentError) as error:
         SpaceRanges(**values)  # type: ignore[arg-type]
     assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    "ranges",
+    [
+        SpaceRanges(),
+        SpaceRanges(stem_range=(16, 16), depth_ranges=((1, 1), (2, 3), (1, 1)), width_factors=(1, 2), kernels=(5,)),
+        SpaceRanges(head_range=(1024, 1024), split_ratios=(0.125, 0.875), v1_groups=(2, 4)),
+    ],
+)
+def test_ranges_rebuild_exactly_from_the_json_a_study_records(ranges: SpaceRanges) -> None:
+    recorded = json.loads(json.dumps(ranges.to_dict()))  # lists, as a study's user attributes hold them
+    for rebuilt in (SpaceRanges.from_dict(recorded), SpaceRanges(**recorded)):
+        assert rebuilt == ranges and hash(rebuilt) == hash(ranges) and rebuilt.to_dict() == recorded
+        assert all(isinstance(getattr(rebuilt, name), tuple) for name in recorded)
+    assert SpaceRanges.from_dict({**recorded, "target": "cpu"}) == ranges  # a study's other settings aside
+    assert SpaceRanges.from_dict({}) == SpaceRanges()
+    assert {ranges, SpaceRanges.from_dict(recorded)} == {ranges}

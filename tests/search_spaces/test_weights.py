@@ -164,3 +164,14 @@ def test_an_unreadable_or_missing_file_is_named(tmp_path: Path) -> None:
     listed = tmp_path / "list.pt"
     torch.save([1, 2, 3], listed)
     assert _error(listed).startswith(f"weights={str(listed)!r} holds no state dict")
+
+
+def test_an_old_batchnorm_state_dict_without_num_batches_tracked_loads_as_torch_loads_it(tmp_path: Path) -> None:
+    source = build_model("shufflenet_v2_x0_5").eval()
+    state = source.state_dict()
+    old = type(state)((key, value) for key, value in state.items() if not key.endswith("num_batches_tracked"))
+    old._metadata = {key: {**meta, "version": 1} for key, meta in state._metadata.items()}  # type: ignore[attr-defined]
+    torch.save(old, tmp_path / "old.pt")
+    loaded = build_model("shufflenet_v2_x0_5", weights=tmp_path / "old.pt").eval()
+    x = torch.randn(2, 3, 64, 64)
+    assert torch.equal(loaded(x), source(x))

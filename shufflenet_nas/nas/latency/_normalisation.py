@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from shufflenet_nas.jsonfile import default_cache_dir, read_json_object, write_json_atomic
+from shufflenet_nas.jsonfile import default_cache_dir, read_json_object, set_aside, write_json_atomic
 from shufflenet_nas.nas.latency._config import MeasureConfig, software_provenance
 from shufflenet_nas.nas.latency._runtimes import Step, make_step, seeded
 from shufflenet_nas.search_spaces.builder import build
@@ -91,11 +92,23 @@ def stored_anchor_ms(config: MeasureConfig, measure: Callable[[MeasureConfig], f
     key = json.dumps(software_provenance(raw) | {"reference": REFERENCE}, sort_keys=True)
     path = default_cache_dir() / "anchors.json"
     if (path, key) not in _anchors:
-        stored = read_json_object(path)
+        stored = _read_anchors(path)
         if key not in stored:
             measured = measure(raw)
-            stored = read_json_object(path)
+            stored = _read_anchors(path)
             stored.setdefault(key, measured)
             write_json_atomic(path, stored)
         _anchors[path, key] = float(stored[key])
     return _anchors[path, key]
+
+
+def _read_anchors(path: Path) -> dict[str, Any]:
+    """The anchors stored at ``path``; a file with an anchor that is no finite positive number of ms is corrupt:
+    it is set aside (``set_aside``) and read as ``{}``."""
+    stored = read_json_object(path)
+    for value in stored.values():
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (number and 0 < value <= sys.float_info.max):  # not NaN, infinite, zero or negative
+            set_aside(path, f"it holds an anchor of {value!r}, not a finite positive number of ms")
+            return {}
+    return stored
