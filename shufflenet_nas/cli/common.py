@@ -99,7 +99,7 @@ def arch_from_argument(arch: str, resolution: int | None = None) -> Genotype:
     try:
         return genotype.with_resolution(resolution) if resolution else genotype
     except ValueError as error:
-        raise UsageError(f"--resolution {resolution}: {error}") from None
+        raise UsageError(f"--resolution: {error}") from None
 
 
 def space_from_options(budget: str, resolution: int) -> SearchSpace:

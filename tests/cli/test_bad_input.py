@@ -29,7 +29,7 @@ CASES = [
     (["search", "--budget", "146MB"], 2, "146MFLOPs"),
     (["search", "--budget", "abc"], 2, "--budget abc cannot be read"),
     (["lut", "eval", "--samples", "0"], 2, "--samples 0: need at least 1"),
-    (["measure", "shufflenet_v2_x1_0", "--resolution", "5"], 2, "--resolution 5: "),
+    (["measure", "shufflenet_v2_x1_0", "--resolution", "5"], 2, "--resolution: input resolution 5 is too small"),
     (["search", "--resolution", "100000"], 2, "above the limit of 2048"),
     (["search", *TINY, "--n-trials", "0"], 2, "--n-trials 0"),
     (["search", *TINY, "--workers", "0"], 2, "--workers 0"),

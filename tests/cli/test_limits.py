@@ -36,7 +36,7 @@ def test_describe_of_100000_channels_exits_2_at_once() -> None:
 @pytest.mark.parametrize("command", [["describe"], ["measure", *QUICK], ["proxy"]])
 def test_a_resolution_above_the_limit_exits_2(command: list[str]) -> None:
     line = _one_line_error([command[0], "shufflenet_v2_x1_0", "--resolution", "100000", *command[1:]], 2)
-    assert line == "error: ARCH: input resolution 100000 is above the limit of 2048"
+    assert line == "error: --resolution: input resolution 100000 is above the limit of 2048"
 
 
 def test_proxy_checks_the_resolution_before_reading_images(shapes_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
