@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -152,10 +153,17 @@ def describe(
 def space(
     budget: SpaceBudgetOption = "146MFLOPs",
     resolution: Annotated[int, typer.Option(help="Input resolution.")] = 224,
+    space_shuffle: Annotated[
+        bool, typer.Option("--space-shuffle", help="With the channel shuffle as a dimension (as search takes it).")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """The searchable dimensions and their ranges."""
     search_space = space_from_options(budget, resolution)
+    if space_shuffle:
+        from shufflenet_nas.search_spaces import SpaceRanges
+
+        search_space = replace(search_space, ranges=SpaceRanges(shuffle=(False, True)))
     dims = [d.__dict__ for d in search_space.dimensions()]
     if json_output:
         print_json({"budget_mflops": search_space.budget_mflops, "resolution": resolution, "dimensions": dims})

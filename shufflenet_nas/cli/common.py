@@ -50,10 +50,9 @@ Family = Choice("Family", "v1 v2 mixed")
 Sampler = Choice("Sampler", "tpe nsga2 random")
 Objective = Choice("Objective", "pareto latency reward")
 LatencyMode = Choice("LatencyMode", "measured lut")
-Against = Choice("Against", "paper train")
 # The library's proxies in its order (nas.proxies.PROXY_NAMES; a test keeps the two equal).
-Proxy = Choice("Proxy", "synflow naswot grad_norm snip jacob_cov params mflops train")
-DEFAULT_PROXY = Proxy.naswot  # nas.proxies.DEFAULT_PROXY
+Proxy = Choice("Proxy", "synflow naswot naswot_diversity relu_count grad_norm snip jacob_cov params mflops train")
+DEFAULT_PROXY = Proxy.params  # nas.proxies.DEFAULT_PROXY
 DEFAULT_PROXY_BATCH_SIZE = 8  # nas.proxies.DEFAULT_BATCH_SIZE
 
 C = TypeVar("C", bound=Choice)

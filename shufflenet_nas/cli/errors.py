@@ -53,6 +53,7 @@ FLAGS: dict[str, Flag] = {
     "normalize": Flag("--normalize", off="--raw"),
     "isolate": Flag("--isolate"),
     "weights": Flag("--weights"),  # measure_latency, build_model
+    "results": Flag("--against"),  # validate_against_results
     # SearchConfig (nas.search), run_search / run_workers, and the settings a study records
     "study_name": Flag("--study"),
     "budget_flops": Flag("--budget", unit="MFLOPs", per=1e6),
@@ -80,6 +81,7 @@ FLAGS: dict[str, Flag] = {
     "names": Flag("--proxy"),
     "batch_size": Flag("--batch-size"),
     "samples": Flag("--samples"),
+    "resamples": Flag("--resamples"),  # the bootstrap of validate_against_paper / _training / _results
     # TrainConfig (nas.training), the train_config of compute_proxies and validate_against_training
     "steps": Flag("--steps"),
     "epochs": Flag("--epochs"),

@@ -41,6 +41,13 @@ ProxyOption = choice_option(Proxy, "--proxy", f"Accuracy proxy to maximise (defa
 LatencyOption = choice_option(
     LatencyMode, "--latency", "measured (time every architecture) or lut (predict; the front is re-measured)."
 )
+SpaceShuffleOption = Annotated[
+    bool,
+    typer.Option(
+        "--space-shuffle",
+        help="Search the channel shuffle too: on or off per stage (off: the V1 paper's Table 3 ablation).",
+    ),
+]
 ObjectiveOption = choice_option(
     Objective,
     "--objective",
@@ -54,7 +61,10 @@ def search(
     budget: Annotated[str, typer.Option(help="FLOPs budget: 146MFLOPs, 146M, 0.146G, 146e6.")] = "146MFLOPs",
     n_trials: Annotated[int | None, typer.Option(help="Trials to run (added to a resumed study).")] = 100,
     timeout: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-    study: Annotated[str | None, typer.Option(help="Study name (default: <target>-<budget>-<family>).")] = None,
+    study: Annotated[
+        str | None,
+        typer.Option(help="Study name (default: <target>-<budget>-<family>, +shuffle with --space-shuffle)."),
+    ] = None,
     storage: Annotated[
         str | None, typer.Option(help="Optuna storage URL (default: sqlite:///<results-dir>/<study>/study.db).")
     ] = None,
@@ -81,6 +91,7 @@ def search(
         int, typer.Option(help="Local worker processes on the study (one times on the device at a time).")
     ] = 1,
     resolution: Annotated[int | None, typer.Option("--resolution", help="Override the input resolution.")] = None,
+    space_shuffle: SpaceShuffleOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Search the ShuffleNet space for fast, accurate architectures under a FLOPs budget.
@@ -93,6 +104,7 @@ def search(
     from shufflenet_nas.nas.proxies import check_proxy_names
     from shufflenet_nas.nas.search import Interrupted, SearchConfig, run_search, run_workers
     from shufflenet_nas.results.summary import remeasure_front, summarise, write_artifacts
+    from shufflenet_nas.search_spaces import SpaceRanges
     from shufflenet_nas.units import parse_flops, parse_latency_ms, parse_params
 
     measured = measure.config()
@@ -101,8 +113,9 @@ def search(
     budget_flops = parse_flops(budget)
     resolution_option = resolution
     resolution = resolution or (dataset.resolution if dataset is not None else 224)
+    default_name = f"{measured.target}-{budget_flops / 1e6:g}M-{family}" + ("+shuffle" if space_shuffle else "")
     config = SearchConfig(
-        study_name=study or f"{measured.target}-{budget_flops / 1e6:g}M-{family}",
+        study_name=study or default_name,
         budget_flops=budget_flops,
         measure=measured,
         params_budget=parse_params(params_budget) if params_budget else None,
@@ -121,6 +134,7 @@ def search(
         results_dir=results_dir,
         storage=storage,
         seed_baselines=seed_baselines,
+        ranges=SpaceRanges(shuffle=(False, True)) if space_shuffle else SpaceRanges(),
     )
     if n_trials is not None and n_trials < 1:
         raise UsageError(f"--n-trials {n_trials}: give at least 1")

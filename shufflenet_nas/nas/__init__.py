@@ -20,7 +20,11 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "shufflenet_nas.nas.proxies": ["PROXY_NAMES", "ProxyScore", "compute_proxies"],
         "shufflenet_nas.nas.data": ["Dataset", "load_dataset"],
         "shufflenet_nas.nas.training": ["TrainConfig", "short_train"],
-        "shufflenet_nas.nas.validation": ["validate_against_paper", "validate_against_training"],
+        "shufflenet_nas.nas.validation": [
+            "validate_against_paper",
+            "validate_against_results",
+            "validate_against_training",
+        ],
         "shufflenet_nas.nas.search_config": ["SearchConfig"],
         "shufflenet_nas.nas.search": ["run_search", "run_workers"],
         "shufflenet_nas.nas.interrupts": ["Interrupted"],

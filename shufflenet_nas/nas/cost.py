@@ -196,6 +196,7 @@ def _kind(spec: PartSpec) -> tuple[object, ...]:
         spec.residual,
         spec.downsample,
         spec.first_pointwise_grouped,
+        spec.shuffle,
     )
 
 

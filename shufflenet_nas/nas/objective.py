@@ -20,7 +20,7 @@ from shufflenet_nas.nas.cost import InsufficientMemoryError, check_fits_in_memor
 from shufflenet_nas.nas.interrupts import InterruptGuard
 from shufflenet_nas.nas.latency import measure_latency
 from shufflenet_nas.nas.lut import LatencyTable
-from shufflenet_nas.nas.proxies import compute_proxies
+from shufflenet_nas.nas.proxies import ProxyError, compute_proxies
 from shufflenet_nas.nas.search_config import SearchConfig, baseline_genotype, within_budgets
 from shufflenet_nas.nas.storage import worker_identity
 from shufflenet_nas.search_spaces import BASELINES, Genotype
@@ -106,7 +106,7 @@ class Objective:
             with self.guard.region():
                 check_fits_in_memory(genotype)  # the proxies build it on the CPU (measuring checks its device)
                 evaluation = self._evaluate(genotype, trial)
-        except InsufficientMemoryError as error:
+        except (InsufficientMemoryError, ProxyError) as error:  # a network that does not fit, a score not defined
             raise self._failed(trial, attrs, str(error)) from None
         except (MemoryError, RuntimeError) as error:  # torch's out-of-memory errors are RuntimeErrors
             reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'out of memory'}"

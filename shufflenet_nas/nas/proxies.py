@@ -2,28 +2,16 @@
 
 Every value is HIGHER IS BETTER, so a search always maximises. All zero-cost proxies score a freshly
 initialised network (``build`` under ``torch.manual_seed(seed)``, the global RNG left untouched) on one fixed
-batch: ``batch_size`` images from ``data`` (a seeded draw from its training split) or seeded Gaussian noise
-with seeded random labels. The same definitions hold for V1 and V2 units and every width, so scores compare
-across the whole space.
+batch: ``batch_size`` images from ``data`` (a seeded draw from its training split) whenever ``data`` is given,
+else seeded Gaussian noise with seeded random labels; each ``ProxyScore`` says which (``inputs``, ``on_noise``).
+The same definitions hold for V1 and V2 units and every width, so scores compare across the whole space.
+Definitions (``nas.proxy_scores``): ``synflow``, ``naswot`` = N ln ``relu_count`` + ``naswot_diversity``,
+``grad_norm``, ``snip``, ``jacob_cov``. ``synflow`` runs BatchNorm in eval mode on an all-ones image, the others
+on batch statistics. ``params``, ``mflops``: parameter count and conv + linear multiply-adds (``nas.cost``), the
+references every comparison shows. ``train``: validation accuracy (0..1) after a short training run
+(``nas.training``); needs ``data``.
 
-- ``synflow`` (Tanaka et al. 2020; Abdelfattah et al. 2021): ln of sum(theta * dR/dtheta) over conv and linear
-  weights, where R sums the outputs of the network with |weights| on an all-ones input. BatchNorm in eval
-  mode with its initial statistics (identity, as the papers' BN-free networks). Float64, and every stem/unit
-  output is rescaled by an exact power of two whose log is added back, so it neither overflows nor
-  underflows however deep or wide the network is (exact for networks without squeeze-excite).
-- ``naswot`` (Mellor et al. 2021): ln det of the kernel K[i, j] = number of ReLU units where inputs i and j
-  agree on being active. BatchNorm on batch statistics, as the paper. K is a Gram matrix, so K + I is
-  positive definite and its log-determinant is finite even when two inputs share a pattern.
-- ``grad_norm``: sum over conv/linear layers of the L2 norm of the cross-entropy gradient (Abdelfattah et al.).
-- ``snip`` (Lee et al. 2019): sum of |theta * dL/dtheta| over conv and linear weights.
-- ``jacob_cov`` (Mellor et al. 2020): -sum(ln(v + k) + 1/(v + k)), k = 1e-5, over the eigenvalues v of the
-  correlation matrix of the input Jacobians. A Jacobian with no variance correlates with nothing (not NaN).
-- ``params``, ``mflops``: parameter count and conv + linear multiply-adds (``nas.cost``), the references every
-  comparison shows.
-- ``train``: validation accuracy (0..1) after a short training run (``nas.training``); needs ``data``.
-
-A proxy that still comes out NaN or infinite raises ``ProxyError`` rather than returning a value a search
-would rank.
+A proxy that comes out NaN or infinite raises ``ProxyError`` rather than returning a value a search would rank.
 """
 
 from __future__ import annotations
@@ -31,48 +19,72 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-from torch import nn
-from torch.nn import functional as F
 
-from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError
+from shufflenet_nas.errors import InvalidArgumentError
 from shufflenet_nas.nas.cost import count_cost
 from shufflenet_nas.nas.data import Dataset
+from shufflenet_nas.nas.proxy_scores import (
+    ProxyError,
+    ReluKernel,
+    grad_norm_score,
+    jacob_cov_score,
+    relu_kernel,
+    snip_score,
+    synflow_score,
+)
 from shufflenet_nas.nas.training import ReportCallback, TrainConfig, short_train
 from shufflenet_nas.search_spaces.builder import ShuffleNet, build
 from shufflenet_nas.search_spaces.genotype import Genotype
 
-ZERO_COST_PROXIES: tuple[str, ...] = ("synflow", "naswot", "grad_norm", "snip", "jacob_cov")
+ZERO_COST_PROXIES: tuple[str, ...] = (
+    "synflow",
+    "naswot",
+    "naswot_diversity",
+    "relu_count",
+    "grad_norm",
+    "snip",
+    "jacob_cov",
+)
 REFERENCE_PROXIES: tuple[str, ...] = ("params", "mflops")
 PROXY_NAMES: tuple[str, ...] = (*ZERO_COST_PROXIES, *REFERENCE_PROXIES, "train")
-DEFAULT_PROXY = "naswot"
+BATCH_PROXIES: tuple[str, ...] = ("naswot", "naswot_diversity", "grad_norm", "snip", "jacob_cov")  # read the batch
+# Chosen by the validation protocol (docs/proxies.md): out of sample on the papers' 33 models (leave-one-out, and
+# chosen on V1 / scored on V2) no zero-cost proxy beats the references, and params is chosen every time.
+DEFAULT_PROXY = "params"
 DEFAULT_BATCH_SIZE = 8
-_JACOB_COV_K = 1e-5
-
-
-class ProxyError(ShuffleNetNASError):
-    """A proxy gave no finite score for an architecture."""
+_NO_INPUTS = "none: counted on the architecture"
+_INPUTS = {"synflow": "one all-ones image (data-free by definition)", "relu_count": _NO_INPUTS}
 
 
 @dataclass(frozen=True)
 class ProxyScore:
-    """One proxy's score (higher is better) and the seconds it took; ``pruned``: ``report`` stopped training."""
+    """One proxy's score (higher is better) and the seconds it took; ``pruned``: ``report`` stopped training.
+
+    ``inputs`` says what the proxy ran on; ``on_noise`` is True when that was seeded Gaussian noise, not data.
+    """
 
     value: float
     seconds: float
     pruned: bool = False
+    inputs: str = _NO_INPUTS
+    on_noise: bool = False
 
 
 @dataclass(frozen=True)
 class Probe:
-    """What a zero-cost proxy scores: the architecture, the seed of its weights, one input batch."""
+    """What a zero-cost proxy scores: the architecture, the seed of its weights, one input batch (``source``)."""
 
     genotype: Genotype
     seed: int
     inputs: torch.Tensor
     labels: torch.Tensor
+    source: str = "a given batch"
+    on_noise: bool = False
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # shared work of one call
 
     def model(self) -> ShuffleNet:
         """A freshly initialised network: the same weights for the same seed, global RNG untouched."""
@@ -117,139 +129,93 @@ def compute_proxies(
     report: ReportCallback | None = None,
     train_config: TrainConfig = TrainConfig(),
 ) -> dict[str, ProxyScore]:
-    """Score ``genotype`` with each named proxy; with ``data`` it is first fitted to the data's size and classes."""
+    """Score ``genotype`` with each named proxy; with ``data`` it is first fitted to the data's size and classes
+    and the batch is drawn from the data's training images."""
     check_proxy_names(names, data)
     if batch_size < 2:
         raise InvalidArgumentError(f"batch_size={batch_size}: the proxies need at least 2 images (BatchNorm, kernels)")
     if data is not None:
         genotype = data.fit(genotype)
-    if set(names) <= {*REFERENCE_PROXIES, "train"}:  # nothing scores a batch: skip drawing one (~7 ms at 224 px)
-        batch = torch.empty(0), torch.empty(0, dtype=torch.long)
-    else:
-        with torch.inference_mode(False):  # usable by autograd even if the caller is in inference mode
-            if data is not None:
-                batch = data.sample_batch(batch_size, seed)
-            else:
-                batch = synthetic_batch(genotype, batch_size, seed)
-    probe = Probe(genotype, seed, *batch)
+    probe = _probe(genotype, names, data, seed, batch_size)
     scores: dict[str, ProxyScore] = {}
     for name in names:
         start = time.perf_counter()
+        inputs, on_noise = _INPUTS.get(name, _NO_INPUTS), False
         if name == "train" and data is not None:  # check_proxy_names has made sure train comes with data
             result = short_train(genotype, data, train_config, seed=seed, report=report)
-            value, pruned = result.accuracy, result.pruned
+            value, pruned, inputs = result.accuracy, result.pruned, f"short training on {_named(data)}"
         else:
-            value, pruned = _SCORERS[name](probe), False
+            try:
+                value, pruned = _SCORERS[name](probe), False
+            except ProxyError as error:
+                raise ProxyError(f"proxy {name} of {genotype.arch_id}: {error}") from None
+            if name in BATCH_PROXIES:
+                inputs, on_noise = probe.source, probe.on_noise
         if not math.isfinite(value):
             raise ProxyError(f"proxy {name} of {genotype.arch_id} is {value}; the network's outputs are not finite")
-        scores[name] = ProxyScore(value, time.perf_counter() - start, pruned)
+        scores[name] = ProxyScore(value, time.perf_counter() - start, pruned, inputs, on_noise)
     return scores
 
 
-# ---- the proxies -------------------------------------------------------------------------------------
-def _weights(model: nn.Module) -> list[torch.Tensor]:
-    """Conv and linear weights: the parameters the zero-cost papers score."""
-    return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+def _named(data: Dataset) -> str:
+    return f"{data.format} at {data.path}"
 
 
-def _parts(model: ShuffleNet) -> list[nn.Module]:
-    """Stem, every unit and the head, in forward order."""
-    return model.parts()
+def _probe(genotype: Genotype, names: Sequence[str], data: Dataset | None, seed: int, size: int) -> Probe:
+    """The probe of one ``compute_proxies`` call: a batch of ``data``, of noise, or none if no proxy reads one."""
+    if set(names) <= {*REFERENCE_PROXIES, "train"}:  # nothing scores a batch: skip drawing one (~7 ms at 224 px)
+        return Probe(genotype, seed, torch.empty(0), torch.empty(0, dtype=torch.long), "no batch")
+    with torch.inference_mode(False):  # usable by autograd even if the caller is in inference mode
+        if data is not None:
+            inputs, labels = data.sample_batch(size, seed)
+            return Probe(genotype, seed, inputs, labels, f"{len(inputs)} images of {_named(data)}, seed {seed}")
+        inputs, labels = synthetic_batch(genotype, size, seed)
+    source = f"seeded Gaussian noise: {size} images, seed {seed}, random labels"
+    return Probe(genotype, seed, inputs, labels, source, on_noise=True)
 
 
+# ---- the proxies on a probe (definitions: nas.proxy_scores) ------------------------------------------
 def synflow(probe: Probe) -> float:
-    """ln of the synaptic-flow score, in float64 with exact power-of-two rescaling between units."""
-    model = probe.model().double().eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.abs_()
-    log_scale = 0.0
-
-    def rescale(_module: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor:
-        nonlocal log_scale
-        peak = float(output.detach().abs().max())
-        if not 0 < peak < math.inf:
-            return output
-        exponent = math.frexp(peak)[1]
-        log_scale += exponent * math.log(2)
-        return output * 2.0**-exponent
-
-    hooks = [part.register_forward_hook(rescale) for part in _parts(model)]
+    """ln of the synaptic-flow score (|weights|, eval mode, all-ones image, float64, exact rescaling)."""
     size = probe.genotype.resolution
-    with torch.inference_mode(False), torch.enable_grad():
-        ones = torch.ones(1, 3, size, size, dtype=torch.float64)
-        weights = _weights(model)
-        grads = torch.autograd.grad(model(ones).sum(), weights)
-        total = float(sum((w.detach() * g).sum() for w, g in zip(weights, grads, strict=True)))
-    for hook in hooks:
-        hook.remove()
-    return math.log(total) + log_scale if total > 0 else -math.inf
+    return synflow_score(probe.model(), (3, size, size))
+
+
+def _kernel(probe: Probe) -> ReluKernel:
+    """NASWOT's K_H over every ReLU call (BatchNorm on batch statistics), computed once per probe."""
+    if "relu_kernel" not in probe.memo:
+        probe.memo["relu_kernel"] = relu_kernel(probe.model().train(), probe.inputs)
+    return probe.memo["relu_kernel"]
 
 
 def naswot(probe: Probe) -> float:
-    """ln det(K + I), K the ReLU activation-pattern agreement kernel of the batch."""
-    model = probe.model().train()
-    count = len(probe.inputs)
-    kernel = torch.eye(count, dtype=torch.float64)
-
-    def accumulate(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
-        codes = (output.detach().flatten(1) > 0).float()
-        active = codes.sum(1).double()
-        # agreements = active in both + inactive in both = 2 c_i.c_j - |c_i| - |c_j| + units
-        both = (codes @ codes.T).double()
-        kernel.add_(2 * both - active[:, None] - active[None, :] + codes.shape[1])
-
-    hooks = [m.register_forward_hook(accumulate) for m in model.modules() if isinstance(m, nn.ReLU)]
-    with torch.no_grad():
-        model(probe.inputs)
-    for hook in hooks:
-        hook.remove()
-    return float(torch.linalg.slogdet(kernel).logabsdet)
+    """ln|det K_H| (Mellor et al. 2021) over every ReLU unit of the network."""
+    return _kernel(probe).terms()[0]
 
 
-def _loss_gradients(probe: Probe) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]:
-    """Conv/linear weights and their cross-entropy gradients on the batch (BatchNorm on batch statistics)."""
-    model = probe.model().train()
-    weights = _weights(model)
-    with torch.inference_mode(False), torch.enable_grad():
-        loss = F.cross_entropy(model(probe.inputs), probe.labels)
-        return weights, torch.autograd.grad(loss, weights)
+def naswot_diversity(probe: Probe) -> float:
+    """ln det(K_H / N_A): ``naswot`` less its count term N ln N_A (<= 0; higher: more diverse codes)."""
+    return _kernel(probe).terms()[1]
+
+
+def relu_count(probe: Probe) -> float:
+    """N_A, the ReLU units (outputs) per image: the reference ``naswot`` grows with."""
+    return float(_kernel(probe).units)
 
 
 def grad_norm(probe: Probe) -> float:
-    """Sum of the per-layer L2 norms of the loss gradient."""
-    _, grads = _loss_gradients(probe)
-    return float(sum(g.norm() for g in grads))
+    """Sum of the per-layer L2 norms of the loss gradient (BatchNorm on batch statistics)."""
+    return grad_norm_score(probe.model().train(), probe.inputs, probe.labels)
 
 
 def snip(probe: Probe) -> float:
-    """Sum of the connection saliencies |theta * dL/dtheta|."""
-    weights, grads = _loss_gradients(probe)
-    return float(sum((w.detach() * g).abs().sum() for w, g in zip(weights, grads, strict=True)))
+    """Sum of the connection saliencies |theta * dL/dtheta| (BatchNorm on batch statistics)."""
+    return snip_score(probe.model().train(), probe.inputs, probe.labels)
 
 
 def jacob_cov(probe: Probe) -> float:
     """Score of the correlation of the input Jacobians across the batch (higher: less correlated)."""
-    model = probe.model().train()
-    with torch.inference_mode(False), torch.enable_grad():
-        inputs = probe.inputs.clone().requires_grad_(True)
-        (jacobian,) = torch.autograd.grad(model(inputs).sum(), inputs)
-    return jacobian_score(jacobian)
-
-
-def jacobian_score(jacobian: torch.Tensor) -> float:
-    """-sum(ln(v + k) + 1/(v + k)) over the eigenvalues v of the rows' correlation matrix (Mellor et al.).
-
-    A row with no variance correlates with nothing (0 off the diagonal) instead of making the matrix NaN.
-    """
-    rows = jacobian.detach().flatten(1).double()
-    rows = rows - rows.mean(1, keepdim=True)
-    norms = rows.norm(dim=1, keepdim=True)
-    rows = torch.where(norms > 0, rows / norms.clamp_min(1e-300), torch.zeros_like(rows))
-    correlation = rows @ rows.T
-    correlation.fill_diagonal_(1.0)
-    eigenvalues = torch.linalg.eigvalsh(correlation).clamp_min(0)  # rounding can leave tiny negatives
-    return float(-(torch.log(eigenvalues + _JACOB_COV_K) + 1 / (eigenvalues + _JACOB_COV_K)).sum())
+    return jacob_cov_score(probe.model().train(), probe.inputs)
 
 
 def params(probe: Probe) -> float:
@@ -265,6 +231,8 @@ def mflops(probe: Probe) -> float:
 _SCORERS: dict[str, Callable[[Probe], float]] = {
     "synflow": synflow,
     "naswot": naswot,
+    "naswot_diversity": naswot_diversity,
+    "relu_count": relu_count,
     "grad_norm": grad_norm,
     "snip": snip,
     "jacob_cov": jacob_cov,

@@ -188,7 +188,7 @@ def _head(tape: Tape, x: Activation, spec: HeadSpec) -> None:
 def _branch2(tape: Tape, x: Activation, c: UnitChannels, spec: UnitSpec) -> Activation:
     """``blocks.main_branch``: 1x1 conv-BN-ReLU, [shuffle], kxk depthwise conv-BN, 1x1 conv-BN, [SE]."""
     y = tape.conv_bn(x, c.mid, groups=c.first_groups)
-    if c.groups > 1 and c.mid > c.groups:  # with one channel per group the shuffle is a view: no copy
+    if spec.shuffle and c.groups > 1 and c.mid > c.groups:  # one channel per group: a view, no copy
         y = tape.then(y, tape.shuffle(y))
     y = tape.conv_bn(y, c.mid, spec.kernel, spec.stride, groups=c.mid, relu=False, drop_input=True)
     y = tape.conv_bn(y, c.out, groups=c.groups, relu=False, drop_input=True)
@@ -223,4 +223,5 @@ def _v2_unit(tape: Tape, x: Activation, spec: UnitSpec) -> None:
         if spec.residual:
             y = tape.then(y, tape.add(y, right))
         joined = tape.cat(left, tape.relu_(y))
-    tape.shuffle(joined)
+    if spec.shuffle:
+        tape.shuffle(joined)

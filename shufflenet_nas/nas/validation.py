@@ -1,32 +1,47 @@
-"""How well the proxies rank architectures: Kendall tau and Spearman rho against a ground truth.
+"""How well the proxies rank architectures against a ground truth, in figures that cannot flatter.
 
-Two ground truths: the papers' ImageNet top-1 accuracy (100 - published error) over every baseline that
-has one, and short-training validation accuracy over architectures sampled from the search space.
+Ground truths: the papers' ImageNet top-1 accuracy (100 - published error) over every baseline that has one;
+short-training validation accuracy over architectures sampled from the search space; the user's own trained
+results (a CSV or JSON file, or a study's trials with ``accuracy_top1``: ``nas.validation_results``).
+Beside Kendall tau and Spearman rho (with p-values), every validation carries the figures of
+``nas.validation_stats``: bootstrap intervals, the difference to MFLOPs, equal-FLOPs pairs, out-of-sample.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from shufflenet_nas.nas.cost import count_cost
 from shufflenet_nas.nas.data import Dataset
 from shufflenet_nas.nas.proxies import (
     DEFAULT_BATCH_SIZE,
+    PROXY_NAMES,
     REFERENCE_PROXIES,
     ZERO_COST_PROXIES,
     compute_proxies,
 )
 from shufflenet_nas.nas.training import TrainConfig
+from shufflenet_nas.nas.validation_results import read_results
+from shufflenet_nas.nas.validation_stats import DEFAULT_RESAMPLES, Analysis, analyse, check_resamples
 from shufflenet_nas.search_spaces.baselines import BASELINES
 from shufflenet_nas.search_spaces.genotype import Genotype
 from shufflenet_nas.search_spaces.spaces import SearchSpace
 
 ProgressCallback = Callable[[int, int, str], None]  # (done, total, what is being scored now)
-DEFAULT_VALIDATION_PROXIES: tuple[str, ...] = (*ZERO_COST_PROXIES, *REFERENCE_PROXIES)
+# The references every validation shows beside the zero-cost proxies (relu_count where the library has it).
+VALIDATION_REFERENCES: tuple[str, ...] = tuple(
+    dict.fromkeys((*REFERENCE_PROXIES, *(name for name in ("relu_count",) if name in PROXY_NAMES)))
+)
+DEFAULT_VALIDATION_PROXIES: tuple[str, ...] = (
+    *(name for name in ZERO_COST_PROXIES if name not in VALIDATION_REFERENCES),
+    *VALIDATION_REFERENCES,
+)
 
 
 @dataclass(frozen=True)
@@ -43,25 +58,36 @@ class Correlation:
 
 @dataclass(frozen=True)
 class Validation:
-    """Per-architecture scores, the ground truth, and each proxy's rank correlations with it."""
+    """Per-architecture scores, the ground truth, each proxy's rank correlations and ``analysis``'s figures."""
 
-    against: str  # "paper" or "train"
+    against: str  # "paper", "train", "file" or "study"
     target: str  # what the ground truth is, in words
     architectures: tuple[str, ...]  # baseline names or genotype strings
     truth: tuple[float, ...]
     scores: dict[str, tuple[float, ...]]
     seconds: dict[str, float]  # mean seconds per architecture, per proxy
     correlations: tuple[Correlation, ...]
+    families: tuple[str, ...]  # V1-style, V2-style or mixed, per architecture
+    mflops: tuple[float, ...]  # counted MFLOPs of each architecture as scored: the reference of ``analysis``
+    analysis: Analysis
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON: the correlations, ``analysis``'s figures with their definitions, every architecture."""
         return {
             "against": self.against,
             "target": self.target,
             "n": len(self.architectures),
             "correlations": {c.proxy: {k: v for k, v in asdict(c).items() if k != "proxy"} for c in self.correlations},
             "mean_seconds": self.seconds,
+            **self.analysis.to_dict(),
             "architectures": [
-                {"arch": arch, "truth": truth, **{name: values[i] for name, values in self.scores.items()}}
+                {
+                    "arch": arch,
+                    "truth": truth,
+                    "family": self.families[i],
+                    "counted_mflops": self.mflops[i],
+                    **{name: values[i] for name, values in self.scores.items()},
+                }
                 for i, (arch, truth) in enumerate(zip(self.architectures, self.truth, strict=True))
             ],
         }
@@ -85,7 +111,11 @@ def _validate(
     names: Sequence[str],
     score: Callable[[Genotype], dict[str, Any]],
     progress: ProgressCallback | None,
+    *,
+    resamples: int,
+    seed: int,
 ) -> Validation:
+    """Score each item's genotype (already fitted to the data where there is some), then every figure."""
     scores: dict[str, list[float]] = {name: [] for name in names}
     seconds: dict[str, list[float]] = {name: [] for name in names}
     for index, (label, genotype, _) in enumerate(items):
@@ -97,6 +127,8 @@ def _validate(
     if progress is not None:
         progress(len(items), len(items), "done")
     truth = [t for _, _, t in items]
+    mflops = [count_cost(genotype).mflops for _, genotype, _ in items]
+    families = [genotype.family for _, genotype, _ in items]
     return Validation(
         against,
         target,
@@ -105,6 +137,9 @@ def _validate(
         {name: tuple(values) for name, values in scores.items()},
         {name: float(np.mean(values)) for name, values in seconds.items()},
         tuple(rank_correlation(name, scores[name], truth) for name in names),
+        tuple(families),
+        tuple(mflops),
+        analyse(scores, truth, mflops, families, resamples=resamples, seed=seed),
     )
 
 
@@ -113,9 +148,12 @@ def validate_against_paper(
     *,
     seed: int = 0,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    resamples: int = DEFAULT_RESAMPLES,
     progress: ProgressCallback | None = None,
 ) -> Validation:
-    """Rank correlation of each proxy with the papers' ImageNet top-1 accuracy over the published baselines."""
+    """Each proxy against the papers' ImageNet top-1 accuracy over the published baselines (224x224);
+    ``seed`` seeds the proxies and the bootstrap's ``resamples``."""
+    check_resamples(resamples)
     items = [
         (name, baseline.genotype, 100 - baseline.paper_top1_error)
         for name, baseline in BASELINES.items()
@@ -128,6 +166,8 @@ def validate_against_paper(
         names,
         lambda genotype: compute_proxies(genotype, names, seed=seed, batch_size=batch_size),
         progress,
+        resamples=resamples,
+        seed=seed,
     )
 
 
@@ -140,16 +180,18 @@ def validate_against_training(
     seed: int = 0,
     batch_size: int = DEFAULT_BATCH_SIZE,
     train_config: TrainConfig = TrainConfig(),
+    resamples: int = DEFAULT_RESAMPLES,
     progress: ProgressCallback | None = None,
 ) -> Validation:
-    """Rank correlation of each proxy with short-training accuracy over ``samples`` sampled architectures."""
+    """Each proxy against short-training accuracy over ``samples`` architectures sampled from the space."""
+    check_resamples(resamples)
     space = SearchSpace(budget_mflops=budget_mflops, resolution=data.resolution, num_classes=data.num_classes)
     items = []
     for index, genotype in enumerate(space.sample_architectures(samples, seed)):
         if progress is not None:
             progress(index, samples, f"training {genotype.arch_id}")
         trained = compute_proxies(genotype, ["train"], data=data, seed=seed, train_config=train_config)["train"]
-        items.append((genotype.to_string(), genotype, 100 * trained.value))
+        items.append((genotype.to_string(), data.fit(genotype), 100 * trained.value))
     budget = f"{train_config.epochs:g} epochs" if train_config.epochs is not None else f"{train_config.steps} steps"
     return _validate(
         "train",
@@ -158,4 +200,35 @@ def validate_against_training(
         names,
         lambda genotype: compute_proxies(genotype, names, data=data, seed=seed, batch_size=batch_size),
         progress,
+        resamples=resamples,
+        seed=seed,
+    )
+
+
+def validate_against_results(
+    results: str | Path,
+    names: Sequence[str] = DEFAULT_VALIDATION_PROXIES,
+    *,
+    data: Dataset | None = None,
+    seed: int = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    resamples: int = DEFAULT_RESAMPLES,
+    progress: ProgressCallback | None = None,
+) -> Validation:
+    """Each proxy against the user's trained accuracy: a CSV or JSON file (architecture, accuracy) or a study
+    directory whose trials hold ``accuracy_top1`` (``nas.validation_results``). Architectures are scored as
+    given (their own resolution), or fitted to ``data`` and scored on its images."""
+    check_resamples(resamples)
+    kind, target, items = read_results(results)
+    if data is not None:
+        items = [(label, data.fit(genotype), truth) for label, genotype, truth in items]
+    return _validate(
+        kind,
+        target,
+        items,
+        names,
+        lambda genotype: compute_proxies(genotype, names, data=data, seed=seed, batch_size=batch_size),
+        progress,
+        resamples=resamples,
+        seed=seed,
     )

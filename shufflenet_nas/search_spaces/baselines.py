@@ -2,7 +2,8 @@
 
 Sources (see shared/reference/paper-tables.md):
 - V1: Zhang et al., "ShuffleNet", CVPR 2018, arXiv 1707.01083 -- Table 1 (architecture, complexity at 1x),
-  Table 2 (top-1 error per width and group count), Table 5 (larger and SE models).
+  Table 2 (top-1 error per width and group count), Table 3 (the same models without channel shuffle),
+  Table 5 (larger and SE models).
 - V2: Ma et al., "ShuffleNet V2", ECCV 2018, arXiv 1807.11164 -- Table 5 (architecture), Table 8 (MFLOPs,
   top-1 error). Parameter counts: torchvision's shufflenet_v2 weights metadata; megvii-model/ShuffleNet-Series.
 """
@@ -27,7 +28,9 @@ class Baseline:
     paper_top1_error: float | None
     reference_params: int | None
     source: str
-    variant: str  # "paper" (the default form of the model) or "official" (megvii code's V2 stride-2 unit)
+    # "paper" (the default form of the model), "official" (megvii code's V2 stride-2 unit) or "ablation" (a
+    # paper's variant for a study, e.g. V1 Table 3 without shuffle: not a model to seed a search with)
+    variant: str
 
 
 # V1 Table 1 stage-2 widths at 1x per group count; stages 3 and 4 double.
@@ -40,6 +43,8 @@ _V1_TABLE2_ERROR = {
     0.25: {1: 57.1, 2: 56.8, 3: 55.0, 4: 54.2, 8: 52.7},
 }
 _V1_TABLE2_MFLOPS = {1.0: None, 0.5: 38, 0.25: 13}
+# V1 Table 3: top-1 error of the g3 and g8 models without channel shuffle.
+_V1_TABLE3_ERROR = {1.0: {3: 34.5, 8: 37.6}, 0.5: {3: 45.7, 8: 48.1}, 0.25: {3: 56.3, 8: 56.5}}
 
 
 def v1_stem(groups: int, scale: float) -> int:
@@ -62,11 +67,11 @@ def _suffix(scale: float) -> str:
     return f"x{scale:.2f}".rstrip("0").replace(".", "_") if scale == 0.25 else f"x{scale:.1f}".replace(".", "_")
 
 
-def v1_genotype(groups: int, scale: float, se: bool = False) -> Genotype:
-    """ShuffleNet V1 (Table 1) with ``groups`` and a width multiplier."""
+def v1_genotype(groups: int, scale: float, se: bool = False, shuffle: bool = True) -> Genotype:
+    """ShuffleNet V1 (Table 1) with ``groups`` and a width multiplier; ``shuffle=False``: Table 3's ablation."""
     width = round(_V1_WIDTH_1X[groups] * scale)
     stages = tuple(
-        StageGene("v1", repeats, width * 2**i, groups=groups, se=se, residual=True)
+        StageGene("v1", repeats, width * 2**i, groups=groups, se=se, residual=True, shuffle=shuffle)
         for i, repeats in enumerate(V1_REPEATS)
     )
     return Genotype(v1_stem(groups, scale), stages, head_channels=0, fc_bias=False)
@@ -111,6 +116,21 @@ def _build_registry() -> dict[str, Baseline]:
         Baseline("shufflenet_v1_g3_x2_0", v1_genotype(3, 2.0), 524, 26.3, 5_450_000, "V1 Table 5", "paper"),
         Baseline("shufflenet_v1_g3_x2_0_se", v1_genotype(3, 2.0, se=True), 527, 24.7, None, "V1 Table 5", "paper"),
     ]
+    with_shuffle = {baseline.name: baseline for baseline in registry}
+    for scale, errors in _V1_TABLE3_ERROR.items():
+        for groups, error in errors.items():
+            twin = with_shuffle[f"shufflenet_v1_g{groups}_{_suffix(scale)}"]
+            registry.append(
+                Baseline(
+                    f"{twin.name}_noshuffle",
+                    v1_genotype(groups, scale, shuffle=False),
+                    twin.paper_mflops,
+                    error,
+                    twin.reference_params,
+                    "V1 Table 3 (error); MFLOPs as with shuffle",
+                    "ablation",
+                )
+            )
     for scale, (_, _, mflops, error, params) in _V2.items():
         name = f"shufflenet_v2_{_suffix(scale)}"
         registry.append(Baseline(name, v2_genotype(scale), mflops, error, params, "V2 Table 8", "paper"))

@@ -66,11 +66,12 @@ class ChannelShuffle(nn.Module):
 def main_branch(spec: UnitSpec) -> nn.Sequential:
     """A unit's ``branch2``: 1x1 conv-BN-ReLU, [channel shuffle], kxk depthwise conv-BN, 1x1 conv-BN, [SE].
 
-    The conv-BN(-ReLU) layers are spliced flat: no nested container call per layer.
+    The shuffle comes with grouped 1x1 convs, unless ``spec.shuffle`` is off. The conv-BN(-ReLU) layers are
+    spliced flat: no nested container call per layer.
     """
     c = spec.channels
     layers: list[nn.Module] = [*conv_bn(c.inputs, c.mid, groups=c.first_groups)]
-    if c.groups > 1:
+    if c.groups > 1 and spec.shuffle:
         layers.append(ChannelShuffle(c.groups))
     layers += [
         *conv_bn(c.mid, c.mid, spec.kernel, spec.stride, groups=c.mid, relu=False),
@@ -84,9 +85,10 @@ def main_branch(spec: UnitSpec) -> nn.Sequential:
 class ShuffleV1Unit(nn.Module):
     """ShuffleNet V1 unit of a ``UnitSpec`` (V1 paper, Fig. 2b/c).
 
-    1x1 group conv, BN, ReLU, channel shuffle, kxk depthwise conv, BN, 1x1 group conv, BN.
-    Stride 1: add the identity (``residual``), then ReLU. Stride 2: concatenate a 3x3 average-pool
-    shortcut (``branch1``) with the ReLU of ``branch2`` (which outputs out - in channels).
+    1x1 group conv, BN, ReLU, channel shuffle (none when ``spec.shuffle`` is off: V1 Table 3's ablation),
+    kxk depthwise conv, BN, 1x1 group conv, BN. Stride 1: add the identity (``residual``), then ReLU.
+    Stride 2: concatenate a 3x3 average-pool shortcut (``branch1``) with the ReLU of ``branch2`` (which outputs
+    out - in channels).
     """
 
     def __init__(self, spec: UnitSpec) -> None:
@@ -114,13 +116,15 @@ class ShuffleV2Unit(nn.Module):
     ``downsample="tv"`` (torchvision): both stride-2 branches output out/2 channels.
     ``downsample="official"`` (megvii code): projection keeps in channels, main branch outputs out - in.
     ``groups > 1`` groups the 1x1 convs and shuffles after the first one. ``residual`` adds the branch
-    input to its output before the last ReLU (the V2 paper's large models).
+    input to its output before the last ReLU (the V2 paper's large models). ``shuffle`` off drops every
+    shuffle: the branches then never exchange channels.
     """
 
     def __init__(self, spec: UnitSpec) -> None:
         super().__init__()
         c, inputs = spec.channels, spec.in_channels
         self.residual = spec.residual and spec.stride == 1
+        self.shuffle = spec.shuffle
         self.split_sizes = (c.side, c.inputs)  # pass-through, branch2 (stride 1)
         self.branch1 = (
             nn.Sequential(
@@ -143,4 +147,4 @@ class ShuffleV2Unit(nn.Module):
             if self.residual:
                 y = y + right
             out = torch.cat((left, self.relu(y)), 1)
-        return channel_shuffle(out, 2)
+        return channel_shuffle(out, 2) if self.shuffle else out

@@ -7,7 +7,7 @@ A genotype string reads left to right like the network, sections joined by ``-``
 - ``stem24s4``: a 3x3 conv with 24 channels; total stem stride 4 (conv s2 + max-pool s2), 2 (conv s2) or 1.
 - one section per stage: unit type, ``n`` repeats (the first unit has stride 2), ``c`` out channels,
   ``g`` pointwise groups, ``r`` split ratio (V2 only), ``k`` depthwise kernel, then the flags ``se`` and
-  ``res`` when on.
+  ``res`` when on, and ``noshuffle`` when the units run without channel shuffle (V1 paper, Table 3).
 - ``head1024``: the 1x1 conv before global pooling (``head0``: none, as in V1).
 - ``down_tv`` / ``down_official``: the V2 stride-2 variant (torchvision: branches of out/2 channels;
   official megvii code: the main branch outputs out - in).
@@ -59,6 +59,7 @@ class StageGene:
     kernel: int = 3
     se: bool = False
     residual: bool = False
+    shuffle: bool = True  # channel shuffle in each unit (off: V1 Table 3's ablation; V2: no cross-branch exchange)
 
     def to_string(self) -> str:
         parts = [self.unit, f"n{self.repeats}", f"c{self.out_channels}", f"g{self.groups}"]
@@ -69,6 +70,8 @@ class StageGene:
             parts.append("se")
         if self.residual:
             parts.append("res")
+        if not self.shuffle:
+            parts.append("noshuffle")
         return "_".join(parts)
 
     @classmethod
@@ -84,6 +87,8 @@ class StageGene:
                 values["se"] = True
             elif token == "res":
                 values["residual"] = True
+            elif token == "noshuffle":
+                values["shuffle"] = False
             elif token[:1] == "r" and _is_number(token[1:]):
                 values["split_ratio"] = float(token[1:])
             elif token[:1] in names and token[1:].isdigit():
@@ -91,7 +96,7 @@ class StageGene:
             else:
                 raise ValueError(
                     f"stage {text!r}: unknown token {token!r} (expected n<repeats>, c<channels>, g<groups>, "
-                    "r<split>, k<kernel>, se, res)"
+                    "r<split>, k<kernel>, se, res, noshuffle)"
                 )
         for required in ("repeats", "out_channels"):
             if required not in values:
@@ -281,6 +286,8 @@ def _validate_stage(number: int, s: StageGene, in_channels: int, downsample: str
         raise ValueError(f"{where}: groups={s.groups}; need at least 1")
     if s.out_channels % s.groups:
         raise ValueError(f"{where}: {s.out_channels} channels not divisible by groups={s.groups}")
+    if not s.shuffle and s.unit == "v1" and s.groups == 1:
+        raise ValueError(f"{where}: a v1 stage with groups=1 has no channel shuffle to turn off; drop noshuffle")
     if s.unit == "v1":
         _validate_v1(where, s, in_channels)
     else:

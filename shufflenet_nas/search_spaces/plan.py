@@ -7,7 +7,7 @@ No torch import.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from shufflenet_nas.search_spaces.channels import UnitChannels, unit_channels
 from shufflenet_nas.search_spaces.genotype import Genotype
@@ -48,9 +48,13 @@ class StemSpec(_Part):
         return conv_out(size, 2) if self.has_maxpool else size
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class UnitSpec(_Part):
-    """One ShuffleNet unit with its input size: everything that changes its cost."""
+    """One ShuffleNet unit with its input size: everything that changes its cost.
+
+    ``shuffle``: whether the unit shuffles channels; its ``repr`` (the latency table's key) names it only when
+    off, so the keys of units with shuffle are as before the flag existed.
+    """
 
     unit: str
     in_channels: int
@@ -64,6 +68,11 @@ class UnitSpec(_Part):
     downsample: str
     first_pointwise_grouped: bool
     resolution: int
+    shuffle: bool = True
+
+    def __repr__(self) -> str:
+        shown = (f for f in fields(self) if f.name != "shuffle" or not self.shuffle)
+        return f"UnitSpec({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
 
     @property
     def channels(self) -> UnitChannels:
@@ -79,7 +88,8 @@ class UnitSpec(_Part):
         )
 
     def label(self) -> str:
-        extras = "".join(["+se" if self.se else "", "+res" if self.residual else ""])
+        flags = {"+se": self.se, "+res": self.residual, "+noshuffle": not self.shuffle}
+        extras = "".join(flag for flag, on in flags.items() if on)
         groups = f" g{self.groups}" if self.groups > 1 else ""
         split = f" r{self.split_ratio:g}" if self.unit == "v2" and self.stride == 1 else ""
         return (
@@ -146,4 +156,5 @@ def _unit_spec(genotype: Genotype, stage_index: int, unit_index: int, in_channel
         downsample=genotype.downsample if is_v2 and stride == 2 else "",
         first_pointwise_grouped=not (stage.unit == "v1" and stage_index == 0 and unit_index == 0),
         resolution=size,
+        shuffle=stage.shuffle,
     )

@@ -69,17 +69,22 @@ _STEM_MAX = _width_cap(_WIDEST_MULTIPLE, 0) - _WIDEST_MULTIPLE  # room for a V1 
 
 
 def _as_tuple(name: str, value: Any, kind: type) -> tuple[Any, ...]:
-    """``value`` (any sequence: a list from JSON too) as a tuple of ``kind``: int, float (an int will do) or
-    tuple (a pair of ints each); a bool is neither. Else an error naming the field."""
-    what = {int: "ints", float: "numbers", tuple: "(low, high) pairs of ints"}[kind]
-    problem = f"{name}={value!r}: give a sequence of {what} (not {'bools' if kind is float else 'floats or bools'})"
+    """``value`` (any sequence: a list from JSON too) as a tuple of ``kind``: int, float (an int will do),
+    tuple (a pair of ints each) or bool; a bool is no number. Else an error naming the field."""
+    what = {int: "ints", float: "numbers", tuple: "(low, high) pairs of ints", bool: "bools"}[kind]
+    unlike = {float: "bools", bool: "numbers or strings"}.get(kind, "floats or bools")
+    problem = f"{name}={value!r}: give a sequence of {what} (not {unlike})"
     try:
         if kind is tuple:
             return tuple(_as_tuple(name, item, int) for item in _items(value))
-        wanted = numbers.Integral if kind is int else numbers.Real
         items = _items(value)
     except InvalidArgumentError:
         raise InvalidArgumentError(problem) from None
+    if kind is bool:
+        if not all(isinstance(item, bool) for item in items):
+            raise InvalidArgumentError(problem)
+        return items
+    wanted = numbers.Integral if kind is int else numbers.Real
     if not all(isinstance(item, wanted) and not isinstance(item, bool) for item in items):
         raise InvalidArgumentError(problem)
     return tuple(kind(item) for item in items)
@@ -106,13 +111,14 @@ def _check_choices(name: str, values: Sequence[Any], valid: Callable[[Any], bool
         raise InvalidArgumentError(f"{name}={values!r}: give one or more distinct {accepted}")
 
 
-_FIELD_KINDS = {"depth_ranges": tuple, "width_factors": float, "split_ratios": float}  # other fields: ints
+_FIELD_KINDS = {"depth_ranges": tuple, "width_factors": float, "split_ratios": float, "shuffle": bool}  # else ints
 
 
 @dataclass(frozen=True)
 class SpaceRanges:
     """The ranges searched whatever the budget: stem width, depth per stage (stage2..4), stage widths as
-    multiples of the budget-scaled 1x width, V2 head width (step 128), kernels, V2 split ratios, V1 groups.
+    multiples of the budget-scaled 1x width, V2 head width (step 128), kernels, V2 split ratios, V1 groups,
+    and whether units shuffle channels (``(False, True)``: a per-stage gene; the default, always).
     Any sequences will do (they become tuples); counts and widths must be ints (not floats or bools)."""
 
     stem_range: tuple[int, int] = (8, 32)
@@ -122,6 +128,7 @@ class SpaceRanges:
     kernels: tuple[int, ...] = (3, 5, 7)
     split_ratios: tuple[float, ...] = (0.25, 0.375, 0.5, 0.625, 0.75)
     v1_groups: tuple[int, ...] = V1_GROUPS
+    shuffle: tuple[bool, ...] = (True,)
 
     def __post_init__(self) -> None:
         for f in fields(self):  # sequences (lists from JSON) become tuples: equal to the original, hashable
@@ -150,6 +157,7 @@ class SpaceRanges:
             lambda g: isinstance(g, int) and g >= 1 and math.lcm(2, g) <= _WIDEST_MULTIPLE,
             "group counts of 1, 2, 3, 4, 6, 8 (V1 widths are multiples of lcm(2, groups), at most 8)",
         )
+        _check_choices("shuffle", self.shuffle, lambda value: isinstance(value, bool), "bools")
 
     def to_dict(self) -> dict[str, Any]:
         """The ranges as JSON values (lists), as a study records them."""
@@ -235,6 +243,9 @@ class SearchSpace:
             if "v2" in self.families:
                 ratios = ", ".join(f"{ratio:g}" for ratio in r.split_ratios)
                 dims.append(Dimension(f"{name}.split", ratios, "v2", "share of channels passed through"))
+            if len(r.shuffle) > 1:
+                note = "channel shuffle in the units (v1: with groups > 1)"
+                dims.append(Dimension(f"{name}.shuffle", "false, true", "all", note))
         if "v2" in self.families:
             head = f"{r.head_range[0]}..{r.head_range[1]} step {_HEAD_STEP}"
             dims.append(Dimension("head.width", head, "v2", "1x1 conv5"))
@@ -242,13 +253,14 @@ class SearchSpace:
 
     def smallest(self, family: str, groups: int = 1) -> Genotype:
         """The cheapest sample of a family (V1: at ``groups``): narrowest and shallowest, the smallest kernel, no
-        SE, no residual, the largest split ratio. Every cost (MACs, params, memory) grows with each dimension, so
-        no sample of that family and group count costs less; ``nas.cost.cost_range`` takes the bounds over groups."""
+        SE, no residual, the largest split ratio, no shuffle where that is a choice. Every cost (MACs, params,
+        memory) grows with each dimension, so no sample of that family and group count costs less;
+        ``nas.cost.cost_range`` takes the bounds over groups."""
         return self.sample(self._extreme_trial(family, groups, largest=False))
 
     def largest(self, family: str, groups: int = 1) -> Genotype:
         """The most expensive sample of a family (V1: at ``groups``): widest and deepest, the largest kernel, SE,
-        residual, the smallest split ratio."""
+        residual, the smallest split ratio, shuffle where that is a choice."""
         return self.sample(self._extreme_trial(family, groups, largest=True))
 
     def _extreme_trial(self, family: str, groups: int, largest: bool) -> _EndsTrial:
@@ -265,6 +277,7 @@ class SearchSpace:
             choices[f"{name}.kernel"] = pick(self.ranges.kernels)
             choices[f"{name}.se"] = choices[f"{name}.residual"] = largest
             choices[f"{name}.split"] = (min if largest else max)(self.ranges.split_ratios)
+            choices[f"{name}.shuffle"] = pick(self.ranges.shuffle)
         return _EndsTrial(choices, largest)
 
     def sample_architectures(self, count: int, seed: int = 0) -> list[Genotype]:
@@ -299,7 +312,8 @@ class SearchSpace:
             se = trial.suggest_categorical(f"{name}.se", (False, True))
             residual = trial.suggest_categorical(f"{name}.residual", (False, True))
             split = trial.suggest_categorical(f"{name}.split", r.split_ratios) if family == "v2" else 0.5
-            stages.append(StageGene(family, depth, width, groups, split, kernel, se, residual))  # type: ignore[arg-type]
+            shuffle = self._shuffle(trial, name, family, groups)
+            stages.append(StageGene(family, depth, width, groups, split, kernel, se, residual, shuffle))  # type: ignore[arg-type]
             in_channels = width
         head = trial.suggest_int("head.width", *r.head_range, step=_HEAD_STEP) if family == "v2" else 0
         return Genotype(
@@ -311,6 +325,14 @@ class SearchSpace:
             resolution=self.resolution,
             num_classes=self.num_classes,
         )
+
+    def _shuffle(self, trial: TrialLike, stage: str, family: str, groups: int) -> bool:
+        """A stage's shuffle gene: drawn (``<stage>.shuffle``) only where the ranges give a choice and the units
+        have a shuffle to drop (a V1 unit with groups=1 has none)."""
+        choices = self.ranges.shuffle
+        if family == "v1" and groups == 1:
+            return True
+        return choices[0] if len(choices) == 1 else bool(trial.suggest_categorical(f"{stage}.shuffle", choices))
 
 
 class _EndsTrial:

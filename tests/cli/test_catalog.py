@@ -22,7 +22,13 @@ def test_baselines_json_has_every_baseline_with_its_difference() -> None:
     assert rows["shufflenet_v2_x1_0"]["params"] == 2_278_604
     assert rows["shufflenet_v2_x1_0"]["mflops_diff_pct"] == -0.75
     assert rows["shufflenet_v1_g3_x1_0"]["paper_top1_error"] == 32.6
-    assert len(rows) == 27
+    assert len(rows) == 33
+    ablation = rows["shufflenet_v1_g8_x1_0_noshuffle"]
+    assert (
+        ablation["paper_top1_error"] == 37.6
+        and ablation["counted_mflops"] == rows["shufflenet_v1_g8_x1_0"]["counted_mflops"]
+    )
+    assert ablation["genotype"].endswith("_noshuffle-head0-down_tv-fc_nobias-in224-cls1000")
 
 
 def test_describe_json_keys(tiny_v2) -> None:  # type: ignore[no-untyped-def]
@@ -52,3 +58,16 @@ def test_space_lists_dimensions_and_bad_budget_exits_2() -> None:
     assert {"family", "v1.groups", "stage2.split", "stage3.kernel", "head.width"} <= set(names)
     bad = runner.invoke(app, ["space", "--budget", "lots"])
     assert bad.exit_code == 2 and "146MFLOPs" in bad.output
+
+
+def test_space_shows_the_shuffle_gene_when_asked() -> None:
+    plain = runner.invoke(app, ["space", "--json"])
+    gene = runner.invoke(app, ["space", "--space-shuffle", "--json"])
+    assert plain.exit_code == gene.exit_code == 0
+    plain_names = [d["name"] for d in json.loads(plain.stdout)["dimensions"]]
+    gene_dims = {d["name"]: d for d in json.loads(gene.stdout)["dimensions"]}
+    assert not any(name.endswith(".shuffle") for name in plain_names)
+    assert set(gene_dims) - set(plain_names) == {"stage2.shuffle", "stage3.shuffle", "stage4.shuffle"}
+    assert gene_dims["stage2.shuffle"]["choices"] == "false, true"
+    table = runner.invoke(app, ["space", "--space-shuffle"])
+    assert table.exit_code == 0 and "stage4.shuffle" in table.output

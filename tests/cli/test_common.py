@@ -122,7 +122,7 @@ NO_FLAG = {
 
 
 def test_every_library_parameter_has_a_flag_or_is_known_to_have_none() -> None:
-    from shufflenet_nas import build_model, load_study, measure_latency
+    from shufflenet_nas import build_model, load_study, measure_latency, validate_against_results
     from shufflenet_nas.nas.data import load_dataset
     from shufflenet_nas.nas.latency import MeasureConfig
     from shufflenet_nas.nas.lut import LatencyTable, compare
@@ -132,7 +132,7 @@ def test_every_library_parameter_has_a_flag_or_is_known_to_have_none() -> None:
     from shufflenet_nas.search_spaces import SearchSpace
 
     apis = [MeasureConfig, _search_module("SearchConfig"), _search_module("run_search"), _search_module("run_workers")]
-    apis += [measure_latency, build_model]
+    apis += [measure_latency, build_model, validate_against_results]
     apis += [load_dataset, compute_proxies, validate_against_paper, validate_against_training, load_study]
     apis += [SearchSpace, LatencyTable.open, compare]
     names = {name for api in apis for name in _parameters(api)} - {"self", "cls"}

@@ -56,6 +56,22 @@ def test_search_then_show(tmp_path: Path) -> None:
     assert json.loads(by_storage.stdout)["pareto"] == data["pareto"]
 
 
+def test_search_with_the_shuffle_gene(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["search", *TINY, "--n-trials", "8", "--space-shuffle", "--results-dir", str(tmp_path), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["study"] == "cpu-12M-mixed+shuffle"
+    study = optuna.load_study(
+        study_name="cpu-12M-mixed+shuffle", storage=f"sqlite:///{tmp_path}/cpu-12M-mixed+shuffle/study.db"
+    )
+    assert study.user_attrs["shuffle"] == [False, True]
+    assert "stage2.shuffle: false, true" in study.user_attrs["space"]
+    seeded = [t.user_attrs["baseline"] for t in study.trials if "baseline" in t.user_attrs]
+    assert seeded and not any(name.endswith("_noshuffle") for name in seeded)  # ablations seed no search
+    assert any(name.endswith(".shuffle") for t in study.trials for name in t.params)
+
+
 def test_search_errors_are_one_line(tmp_path: Path) -> None:
     no_gpu = runner.invoke(app, ["search", "--target", "gpu", "--results-dir", str(tmp_path)])
     assert no_gpu.exit_code == 1 and len(no_gpu.output.strip().splitlines()) == 1 and "GPU" in no_gpu.output

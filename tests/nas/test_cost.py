@@ -13,7 +13,7 @@ from shufflenet_nas import Cost, InsufficientMemoryError, InvalidArgumentError, 
 from shufflenet_nas.nas import cost as cost_module
 from shufflenet_nas.nas.cost import available_memory_bytes, check_fits_in_memory
 from shufflenet_nas.nas.trace_cost import _trace_memory, fvcore_macs, traced_cost
-from shufflenet_nas.search_spaces import BASELINES, Genotype, SearchSpace, build
+from shufflenet_nas.search_spaces import BASELINES, Genotype, SearchSpace, SpaceRanges, build, resolve_arch
 from shufflenet_nas.search_spaces.plan import PartSpec, UnitSpec, network_plan
 
 # Papers' figures the counted MFLOPs must reproduce (paper-tables.md): within 2% for the 1x models of
@@ -109,15 +109,34 @@ def test_counting_leaves_the_callers_random_state_alone(tiny_v2: Genotype) -> No
     assert torch.equal(torch.rand(3), expected)
 
 
+@pytest.mark.parametrize("name", [name for name in BASELINES if name.endswith("_noshuffle")])
+def test_a_shuffle_costs_memory_access_and_a_kernel_but_no_flops(name: str) -> None:
+    without = count_cost(BASELINES[name].genotype)
+    with_shuffle = count_cost(BASELINES[name.removesuffix("_noshuffle")].genotype)
+    assert (without.macs, without.params) == (with_shuffle.macs, with_shuffle.params)
+    assert without.memory_access < with_shuffle.memory_access and without.operators == with_shuffle.operators - 16
+    assert without.peak_activation_bytes <= with_shuffle.peak_activation_bytes
+    v2 = BASELINES["shufflenet_v2_x0_5"].genotype
+    v2_without = count_cost(Genotype.from_string(_V2_NO_SHUFFLE))
+    assert v2_without.macs == count_cost(v2).macs and v2_without.operators == count_cost(v2).operators - 16
+
+
 def _parts_of(genotypes: list[Genotype]) -> list[PartSpec]:
     return list(dict.fromkeys(spec for genotype in genotypes for spec in network_plan(genotype)))
 
 
+_SHUFFLE_GENE = SpaceRanges(shuffle=(False, True))
 _RANDOM_PARTS = _parts_of(
     [
         genotype
         for resolution, budget in [(32, 12.0), (64, 40.0)]
         for genotype in SearchSpace(budget_mflops=budget, resolution=resolution).sample_architectures(40, seed=1)
+    ]
+    + [  # units without shuffle: sampled, and grouped V2 units (the space samples none)
+        *SearchSpace(budget_mflops=12.0, resolution=32, ranges=_SHUFFLE_GENE).sample_architectures(12, seed=2),
+        *SearchSpace(budget_mflops=40.0, resolution=64, ranges=_SHUFFLE_GENE).sample_architectures(12, seed=2),
+        Genotype.from_string("stem8s1-v2_n2_c32_g2_noshuffle-v2_n2_c64_g4_se_res_noshuffle-head0-in32"),
+        Genotype.from_string("stem16s1-v2_n2_c32_g2_k5_noshuffle-v1_n2_c64_g2_noshuffle-in32-down_official"),
     ]
 )
 
@@ -139,6 +158,9 @@ def test_random_parts_cover_every_kind() -> None:
             assert any(k[:2] == (unit, stride) and k[3] for k in kinds)  # with SE
             assert any(k[:3] == ("v1", stride, True) for k in kinds)  # grouped
         assert any(k[:2] == (unit, 1) and k[4] for k in kinds)  # residual
+        for stride in (1, 2):
+            assert any(k[:2] == (unit, stride) and not k[-1] for k in kinds)  # without shuffle
+            assert any(k[:3] == (unit, stride, True) and not k[-1] for k in kinds)  # grouped, without shuffle
     assert {("stem", 1), ("stem", 2)} <= kinds and any(k[:2] == ("head", True) for k in kinds)
 
 
@@ -212,10 +234,22 @@ def test_parts_too_big_to_build_are_counted_by_the_replay_alone(monkeypatch: pyt
 
 
 # ---- memory estimate ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["shufflenet_v2_x1_0", "shufflenet_v1_g3_x1_0", "shufflenet_v2_x0_5"])
+_V2_NO_SHUFFLE = "stem24-v2_n4_c48_noshuffle-v2_n8_c96_noshuffle-v2_n4_c192_noshuffle"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "shufflenet_v2_x1_0",
+        "shufflenet_v1_g3_x1_0",
+        "shufflenet_v2_x0_5",
+        "shufflenet_v1_g3_x1_0_noshuffle",
+        _V2_NO_SHUFFLE,
+    ],
+)
 @pytest.mark.parametrize("batch", [1, 3])
 def test_memory_estimate_matches_the_built_network(name: str, batch: int) -> None:
-    genotype = BASELINES[name].genotype.with_resolution(64)
+    genotype = resolve_arch(name).with_resolution(64)
     model = build(genotype).eval()
     with torch.no_grad():
         _, _, peak = _trace_memory(model, torch.zeros(batch, 3, 64, 64))
@@ -303,6 +337,17 @@ def test_every_sample_costs_between_the_spaces_extremes(budget: float, resolutio
             assert (
                 getattr(low, name) <= getattr(smallest, name) <= value <= getattr(largest, name) <= getattr(high, name)
             )
+
+
+def test_samples_with_a_shuffle_gene_cost_between_the_spaces_extremes() -> None:
+    space = SearchSpace(budget_mflops=12.0, resolution=32, ranges=_SHUFFLE_GENE)
+    low, high = cost_range(space)
+    default_low, default_high = cost_range(SearchSpace(budget_mflops=12.0, resolution=32))
+    assert low.memory_access < default_low.memory_access and high == default_high  # the cheapest shuffles nothing
+    for genotype in _random_samples(space, 40, seed=5):
+        cost = count_cost(genotype)
+        for name in ("macs", "params", "memory_access", "operators", "peak_activation_bytes"):
+            assert getattr(low, name) <= getattr(cost, name) <= getattr(high, name)
 
 
 def test_a_part_too_big_to_trace_of_a_kind_the_replay_got_wrong_is_not_replayed(

@@ -179,3 +179,47 @@ def test_every_relu_is_an_nn_relu_module() -> None:
         model(torch.randn(1, 3, 32, 32))
     # stem 1; v1 s2: 1 + SE 1 + out 1, v1 s1: 3; v2 s2: projection 1 + 1 + SE 1 + out 1, v2 s1: 3; head 1
     assert kernels.count == len(calls) == 15
+
+
+# ---- units without channel shuffle -------------------------------------------------------------------------------
+def test_a_v1_unit_without_shuffle_runs_the_same_convs_without_the_shuffle() -> None:
+    from shufflenet_nas.search_spaces.blocks import ChannelShuffle
+
+    on = ShuffleV1Unit(_unit_spec("v1", 240, 240, 1, groups=3, residual=True)).eval()
+    off = ShuffleV1Unit(_unit_spec("v1", 240, 240, 1, groups=3, residual=True, shuffle=False)).eval()
+    assert any(isinstance(m, ChannelShuffle) for m in on.modules())
+    assert not any(isinstance(m, ChannelShuffle) for m in off.modules())
+    convs = [
+        [(c.in_channels, c.out_channels, c.groups) for c in u.modules() if isinstance(c, nn.Conv2d)] for u in (on, off)
+    ]
+    assert convs[0] == convs[1] == [(240, 60, 3), (60, 60, 60), (60, 240, 3)]
+    # the same weights, in order: without the shuffle each output group reads only its own input group
+    off.load_state_dict(dict(zip(off.state_dict(), on.state_dict().values(), strict=True)))
+    x, bump = torch.randn(1, 240, 8, 8), torch.zeros(1, 240, 1, 1)
+    bump[:, :80] = 1.0  # input group 0 of the first grouped conv
+    with torch.no_grad():
+        assert not torch.allclose(on(x), off(x))
+        reached = [(unit(x + bump) - unit(x))[0, 80:].abs().max().item() for unit in (on, off)]
+    assert reached[0] > 0 and reached[1] == 0
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_a_v2_unit_without_shuffle_is_the_unit_before_its_shuffle(stride: int) -> None:
+    on = ShuffleV2Unit(_unit_spec("v2", 64, 64, stride)).eval()
+    off = ShuffleV2Unit(_unit_spec("v2", 64, 64, stride, shuffle=False)).eval()
+    assert list(off.state_dict()) == list(on.state_dict())  # its shuffle is no module: the same keys
+    off.load_state_dict(on.state_dict())
+    x = torch.randn(1, 64, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(channel_shuffle(off(x), 2), on(x))
+    if stride == 1:
+        assert torch.equal(off(x)[:, :32], x[:, :32])  # the pass-through half stays where it was
+
+
+def test_networks_without_shuffle_build_and_name_their_modules_as_with_it() -> None:
+    on, off = (build_model(BASELINES[name].genotype) for name in ("shufflenet_v2_x0_5", "shufflenet_v1_g3_x0_5"))
+    v2_off = Genotype.from_string(str(BASELINES["shufflenet_v2_x0_5"].genotype).replace("_k3", "_k3_noshuffle"))
+    assert list(build_model(v2_off).state_dict()) == list(on.state_dict())
+    v1_off = build_model("shufflenet_v1_g3_x0_5_noshuffle")
+    assert [name for name, _ in v1_off.named_children()] == [name for name, _ in off.named_children()]
+    assert v1_off.stage2[1].branch2[3].kernel_size == (3, 3)  # the depthwise conv moves up into the shuffle's place

@@ -161,3 +161,63 @@ def test_with_resolution_validates_and_gets_its_own_arch_id() -> None:
         genotype.with_resolution(100_000)
     with pytest.raises(ValueError, match="input resolution 16 is too small"):
         genotype.with_resolution(16)
+
+
+# ---- the shuffle gene ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "arch_id"),
+    [  # pinned before the shuffle gene existed: a gene that is on adds nothing to the string or the hash
+        ("shufflenet_v1_g3_x1_0", "470552ffca76"),
+        ("shufflenet_v1_g8_x0_25", "adf3b17450f3"),
+        ("shufflenet_v1_g3_x2_0_se", "6200a8903eef"),
+        ("shufflenet_v2_x1_0", "57e96f55b205"),
+        ("shufflenet_v2_x2_0_se", "dfab6461812a"),
+    ],
+)
+def test_arch_ids_of_the_paper_models_are_as_before_the_shuffle_gene(name: str, arch_id: str) -> None:
+    assert BASELINES[name].genotype.arch_id == arch_id
+
+
+def test_shuffle_off_is_a_noshuffle_token_that_round_trips() -> None:
+    on = Genotype.from_string("stem24-v1_n2_c240_g3_res-v2_n2_c480")
+    off = Genotype.from_string("stem24-v1_n2_c240_g3_res_noshuffle-v2_n2_c480_noshuffle")
+    assert [s.shuffle for s in on.stages] == [True, True] and [s.shuffle for s in off.stages] == [False, False]
+    assert "shuffle" not in str(on) and str(off).count("_noshuffle") == 2
+    assert off.stages[0].to_string() == "v1_n2_c240_g3_k3_res_noshuffle"
+    assert off.arch_id != on.arch_id and Genotype.from_string(str(off)) == off
+    assert Genotype.from_json(off.to_json()) == off and json.loads(off.to_json())["stages"][0]["shuffle"] is False
+    old = json.loads(on.to_json())  # JSON written before the gene existed: no "shuffle" key, shuffle on
+    for stage in old["stages"]:
+        del stage["shuffle"]
+    assert Genotype.from_dict(old) == on
+
+
+def test_a_v1_stage_without_groups_has_no_shuffle_to_turn_off() -> None:
+    with pytest.raises(ValueError, match=r"^stage 2: a v1 stage with groups=1 has no channel shuffle to turn off"):
+        Genotype.from_string("stem24-v1_n2_c240_g1_noshuffle")
+    assert not Genotype.from_string("stem24-v2_n2_c240_g1_noshuffle").stages[0].shuffle  # v2: the concat's
+
+
+def test_the_no_shuffle_baselines_are_v1_table3_beside_their_twins() -> None:
+    ablations = {name: b for name, b in BASELINES.items() if name.endswith("_noshuffle")}
+    assert len(BASELINES) == 33 and len(ablations) == 6
+    errors = {
+        name.removeprefix("shufflenet_v1_").removesuffix("_noshuffle"): b.paper_top1_error
+        for name, b in ablations.items()
+    }
+    assert errors == {
+        "g3_x1_0": 34.5,
+        "g8_x1_0": 37.6,
+        "g3_x0_5": 45.7,
+        "g8_x0_5": 48.1,
+        "g3_x0_25": 56.3,
+        "g8_x0_25": 56.5,
+    }
+    for name, baseline in ablations.items():
+        twin = BASELINES[name.removesuffix("_noshuffle")]
+        assert baseline.variant == "ablation" and baseline.paper_mflops == twin.paper_mflops
+        assert baseline.paper_top1_error > twin.paper_top1_error  # type: ignore[operator]
+        assert all(not stage.shuffle for stage in baseline.genotype.stages)
+        assert list(baseline.genotype.to_dict()["stages"]) == [
+            {**stage, "shuffle": False} for stage in twin.genotype.to_dict()["stages"]
+        ]

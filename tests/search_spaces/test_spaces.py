@@ -150,6 +150,10 @@ def test_the_ranges_decide_what_is_sampled() -> None:
         ({"v1_groups": "12"}, "v1_groups='12': give a sequence of ints"),
         ({"width_factors": (True, 1.3)}, "width_factors=(True, 1.3): give a sequence of numbers (not bools)"),
         ({"split_ratios": (0.5, False)}, "split_ratios=(0.5, False): give a sequence of numbers (not bools)"),
+        ({"shuffle": (1,)}, "shuffle=(1,): give a sequence of bools (not numbers or strings)"),
+        ({"shuffle": True}, "shuffle=True: give a sequence of bools"),
+        ({"shuffle": (True, True)}, "shuffle=(True, True): give one or more distinct bools"),
+        ({"shuffle": ()}, "shuffle=(): give one or more distinct bools"),
     ],
 )
 def test_bad_ranges_are_rejected_naming_the_field(values: dict[str, object], message: str) -> None:
@@ -164,6 +168,7 @@ def test_bad_ranges_are_rejected_naming_the_field(values: dict[str, object], mes
         SpaceRanges(),
         SpaceRanges(stem_range=(16, 16), depth_ranges=((1, 1), (2, 3), (1, 1)), width_factors=(1, 2), kernels=(5,)),
         SpaceRanges(head_range=(1024, 1024), split_ratios=(0.125, 0.875), v1_groups=(2, 4)),
+        SpaceRanges(shuffle=(False, True)),
     ],
 )
 def test_ranges_rebuild_exactly_from_the_json_a_study_records(ranges: SpaceRanges) -> None:
@@ -174,3 +179,46 @@ def test_ranges_rebuild_exactly_from_the_json_a_study_records(ranges: SpaceRange
     assert SpaceRanges.from_dict({**recorded, "target": "cpu"}) == ranges  # a study's other settings aside
     assert SpaceRanges.from_dict({}) == SpaceRanges()
     assert {ranges, SpaceRanges.from_dict(recorded)} == {ranges}
+
+
+# ---- the shuffle gene ------------------------------------------------------------------------------------------
+def test_seeded_samples_of_the_default_space_are_as_before_the_shuffle_gene() -> None:
+    # pinned before the gene existed: with no choice of shuffle, sampling draws nothing more
+    assert [g.arch_id for g in SearchSpace().sample_architectures(4, seed=0)] == [
+        "e0fc4290ffbb",
+        "f044b4ae4b69",
+        "7b7fa2471be1",
+        "a74d47986176",
+    ]
+    small = SearchSpace(budget_mflops=12, resolution=32).sample_architectures(4, seed=0)
+    assert [g.arch_id for g in small] == ["e1add0057dc8", "8dad7308304e", "48cddc2eb7ed", "c05de96bf4a6"]
+    assert "stage2.shuffle" not in {d.name for d in SearchSpace().dimensions()}
+
+
+def test_a_searchable_shuffle_is_a_gene_per_stage_where_a_unit_has_a_shuffle() -> None:
+    space = SearchSpace(budget_mflops=40, resolution=64, ranges=SpaceRanges(shuffle=(False, True)))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(60):
+        trial = study.ask()
+        genotype = space.sample(trial)
+        has_gene = genotype.stages[0].unit == "v2" or genotype.stages[0].groups > 1
+        names = {f"stage{n}.shuffle" for n in (2, 3, 4)}
+        assert (names <= trial.params.keys()) if has_gene else not (names & trial.params.keys())
+        assert [s.shuffle for s in genotype.stages] == [trial.params.get(name, True) for name in sorted(names)]
+        assert space.sample(optuna.trial.FixedTrial(trial.params)) == genotype
+        seen |= {(s.unit, s.shuffle) for s in genotype.stages}
+    assert seen == {("v1", False), ("v1", True), ("v2", False), ("v2", True)}
+    dims = {d.name: d.choices for d in space.dimensions()}
+    assert dims["stage3.shuffle"] == "false, true"
+    assert all(not s.shuffle for s in space.smallest("v2").stages) and all(
+        s.shuffle for s in space.largest("v2").stages
+    )
+    assert all(s.shuffle for s in space.smallest("v1", 1).stages)  # groups=1: nothing to shuffle
+
+
+def test_shuffle_off_everywhere_is_a_space_of_its_own() -> None:
+    space = SearchSpace(("v2",), budget_mflops=40, resolution=64, ranges=SpaceRanges(shuffle=(False,)))
+    assert all(not s.shuffle for g in _samples(space, 10) for s in g.stages)
+    assert "stage2.shuffle" not in {d.name for d in space.dimensions()}
