@@ -109,19 +109,21 @@ def _validate(
     target: str,
     items: Sequence[tuple[str, Genotype, float]],
     names: Sequence[str],
-    score: Callable[[Genotype], dict[str, Any]],
     progress: ProgressCallback | None,
     *,
+    data: Dataset | None = None,
+    batch_size: int,
     resamples: int,
     seed: int,
 ) -> Validation:
-    """Score each item's genotype (already fitted to the data where there is some), then every figure."""
+    """Score each item's genotype (already fitted to ``data`` where there is some) on ``data``'s images or
+    seeded noise, then every figure."""
     scores: dict[str, list[float]] = {name: [] for name in names}
     seconds: dict[str, list[float]] = {name: [] for name in names}
     for index, (label, genotype, _) in enumerate(items):
         if progress is not None:
             progress(index, len(items), label)
-        for name, result in score(genotype).items():
+        for name, result in compute_proxies(genotype, names, data=data, seed=seed, batch_size=batch_size).items():
             scores[name].append(result.value)
             seconds[name].append(result.seconds)
     if progress is not None:
@@ -164,8 +166,8 @@ def validate_against_paper(
         "ImageNet top-1 accuracy % (100 - the papers' top-1 error)",
         items,
         names,
-        lambda genotype: compute_proxies(genotype, names, seed=seed, batch_size=batch_size),
         progress,
+        batch_size=batch_size,
         resamples=resamples,
         seed=seed,
     )
@@ -193,16 +195,9 @@ def validate_against_training(
         trained = compute_proxies(genotype, ["train"], data=data, seed=seed, train_config=train_config)["train"]
         items.append((genotype.to_string(), data.fit(genotype), 100 * trained.value))
     budget = f"{train_config.epochs:g} epochs" if train_config.epochs is not None else f"{train_config.steps} steps"
-    return _validate(
-        "train",
-        f"validation accuracy % after {budget} of training on {data.path}",
-        items,
-        names,
-        lambda genotype: compute_proxies(genotype, names, data=data, seed=seed, batch_size=batch_size),
-        progress,
-        resamples=resamples,
-        seed=seed,
-    )
+    target = f"validation accuracy % after {budget} of training on {data.path}"
+    scoring = {"data": data, "batch_size": batch_size, "resamples": resamples, "seed": seed}
+    return _validate("train", target, items, names, progress, **scoring)
 
 
 def validate_against_results(
@@ -223,12 +218,5 @@ def validate_against_results(
     if data is not None:
         items = [(label, data.fit(genotype), truth) for label, genotype, truth in items]
     return _validate(
-        kind,
-        target,
-        items,
-        names,
-        lambda genotype: compute_proxies(genotype, names, data=data, seed=seed, batch_size=batch_size),
-        progress,
-        resamples=resamples,
-        seed=seed,
+        kind, target, items, names, progress, data=data, batch_size=batch_size, resamples=resamples, seed=seed
     )
