@@ -21,6 +21,7 @@ from shufflenet_nas.nas.cost import count_cost
 from shufflenet_nas.nas.data import Dataset
 from shufflenet_nas.nas.proxies import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_PROXY,
     PROXY_NAMES,
     REFERENCE_PROXIES,
     ZERO_COST_PROXIES,
@@ -28,7 +29,7 @@ from shufflenet_nas.nas.proxies import (
 )
 from shufflenet_nas.nas.training import TrainConfig
 from shufflenet_nas.nas.validation_results import read_results
-from shufflenet_nas.nas.validation_stats import DEFAULT_RESAMPLES, Analysis, analyse, check_resamples
+from shufflenet_nas.nas.validation_stats import DEFAULT_RESAMPLES, Analysis, analyse, check_resamples, json_safe
 from shufflenet_nas.search_spaces.baselines import BASELINES
 from shufflenet_nas.search_spaces.genotype import Genotype
 from shufflenet_nas.search_spaces.spaces import SearchSpace
@@ -66,6 +67,7 @@ class Validation:
     truth: tuple[float, ...]
     scores: dict[str, tuple[float, ...]]
     seconds: dict[str, float]  # mean seconds per architecture, per proxy
+    inputs: dict[str, str]  # what each proxy ran on (the first architecture's batch: noise or the data's images)
     correlations: tuple[Correlation, ...]
     families: tuple[str, ...]  # V1-style, V2-style or mixed, per architecture
     mflops: tuple[float, ...]  # counted MFLOPs of each architecture as scored: the reference of ``analysis``
@@ -79,6 +81,8 @@ class Validation:
             "n": len(self.architectures),
             "correlations": {c.proxy: {k: v for k, v in asdict(c).items() if k != "proxy"} for c in self.correlations},
             "mean_seconds": self.seconds,
+            "inputs": self.inputs,
+            "default_proxy": self._default_proxy(),
             **self.analysis.to_dict(),
             "architectures": [
                 {
@@ -91,6 +95,28 @@ class Validation:
                 for i, (arch, truth) in enumerate(zip(self.architectures, self.truth, strict=True))
             ],
         }
+
+    def _default_proxy(self) -> dict[str, Any]:
+        """The search's default proxy and the figures that chose it: its tau on all architectures and within
+        each family (a proxy chosen on one family is judged out of sample on the other), its equal-FLOPs
+        agreement, each with its bootstrap 95% interval, and how often leave-one-out chose it."""
+        scored = {f.proxy: f for f in self.analysis.proxies}
+        if DEFAULT_PROXY not in scored:
+            return {"name": DEFAULT_PROXY, "scored": False}
+        figures = scored[DEFAULT_PROXY]
+        return json_safe(
+            {
+                "name": DEFAULT_PROXY,
+                "scored": True,
+                "kendall_tau": figures.kendall_tau,
+                "kendall_tau_ci": figures.kendall_tau_ci,
+                "tau_by_family": figures.tau_by_family,
+                "tau_by_family_ci": figures.tau_by_family_ci,
+                "equal_flops_agreement": figures.equal_flops_agreement,
+                "equal_flops_agreement_ci": figures.equal_flops_agreement_ci,
+                "leave_one_out_chosen": self.analysis.leave_one_out.chosen.get(DEFAULT_PROXY, 0),
+            }
+        )
 
 
 def rank_correlation(proxy: str, values: Sequence[float], truth: Sequence[float]) -> Correlation:
@@ -120,12 +146,14 @@ def _validate(
     seeded noise, then every figure."""
     scores: dict[str, list[float]] = {name: [] for name in names}
     seconds: dict[str, list[float]] = {name: [] for name in names}
+    inputs: dict[str, str] = {}
     for index, (label, genotype, _) in enumerate(items):
         if progress is not None:
             progress(index, len(items), label)
         for name, result in compute_proxies(genotype, names, data=data, seed=seed, batch_size=batch_size).items():
             scores[name].append(result.value)
             seconds[name].append(result.seconds)
+            inputs.setdefault(name, result.inputs)
     if progress is not None:
         progress(len(items), len(items), "done")
     truth = [t for _, _, t in items]
@@ -138,6 +166,7 @@ def _validate(
         tuple(truth),
         {name: tuple(values) for name, values in scores.items()},
         {name: float(np.mean(values)) for name, values in seconds.items()},
+        inputs,
         tuple(rank_correlation(name, scores[name], truth) for name in names),
         tuple(families),
         tuple(mflops),

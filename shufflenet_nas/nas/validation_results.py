@@ -4,7 +4,8 @@
 - JSON: a list of objects with the keys ``architecture`` and ``accuracy``, or one object mapping each
   architecture to its accuracy.
 - A study directory (``results/<study>``, holding ``study.db``): every trial whose user attributes hold
-  ``accuracy_top1`` (written by training) and ``genotype``.
+  ``accuracy_top1`` and ``genotype`` (nothing in the package trains yet: set the attribute through Optuna's
+  storage, ``storage.set_trial_user_attr(trial._trial_id, "accuracy_top1", value)``).
 
 An architecture is a baseline name, a genotype string, a baseline's arch id, or any form ``resolve_arch``
 takes (a relative JSON path is looked up beside the results file first). An architecture given more than once
@@ -24,7 +25,7 @@ from typing import Any
 from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError
 from shufflenet_nas.search_spaces import BASELINES, Genotype, resolve_arch
 
-STUDY_ACCURACY = "accuracy_top1"  # the trial user attribute training writes
+STUDY_ACCURACY = "accuracy_top1"  # the trial user attribute holding trained top-1 accuracy
 COLUMNS = ("architecture", "accuracy")
 Item = tuple[str, Genotype, float]  # (label, genotype, ground truth)
 

@@ -40,7 +40,9 @@ DEFINITIONS: dict[str, str] = {
     "the larger of the two (|a - b| <= 0.1 max(a, b)) and whose ground truth differs",
     "equal_flops_agreement": "share of the equal-FLOPs pairs the proxy orders as the ground truth does, a tie in "
     "the proxy counting one half: 0.5 is chance, MFLOPs itself sits near it",
-    "tau_by_family": "tau within the V1-style and within the V2-style architectures (null under 3)",
+    "tau_by_family": "tau within the V1-style and within the V2-style architectures (null under 3), with a "
+    "bootstrap interval over that family's architectures (tau_by_family_ci): a proxy chosen on one family is "
+    "judged out of sample by its tau on the other",
     "concordance": "mean over architectures of the share of the others (with a different ground truth) that the "
     "proxy orders against it as the ground truth does, ties one half",
     "chosen_on_v1": "selection out of sample: the proxy with the highest tau on the V1-style architectures (first "
@@ -67,6 +69,7 @@ class ProxyFigures:
     equal_flops_agreement: float | None
     equal_flops_agreement_ci: tuple[float, float]
     tau_by_family: dict[str, float | None]
+    tau_by_family_ci: dict[str, tuple[float, float]]
     concordance: float | None
 
 
@@ -113,7 +116,7 @@ class Analysis:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types; a missing figure (NaN) is null."""
-        return _clean(
+        return json_safe(
             {
                 "resamples": self.resamples,
                 "seed": self.seed,
@@ -132,13 +135,13 @@ class Analysis:
         )
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.integer):
         return int(value)
     return value
@@ -252,6 +255,7 @@ def analyse(
     for name, v in values.items():
         tau, rho, agreement = full[name]
         by_family = {f: _subset_tau(v, y, family == f) for f in FAMILIES}
+        by_family_ci = {f: _subset_tau_interval(v, y, family == f, resamples, seed) for f in FAMILIES}
         concordance = _concordance(v, y)
         figures.append(
             ProxyFigures(
@@ -265,6 +269,7 @@ def analyse(
                 equal_flops_agreement=None if math.isnan(agreement) else agreement,
                 equal_flops_agreement_ci=_interval(boot[name]["agreement"]),
                 tau_by_family=by_family,
+                tau_by_family_ci=by_family_ci,
                 concordance=_mean(concordance),
             )
         )
@@ -293,6 +298,19 @@ def _subset_tau(values: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> floa
         return None
     tau = kendall_tau(values[mask], truth[mask])
     return None if math.isnan(tau) else tau
+
+
+def _subset_tau_interval(
+    values: np.ndarray, truth: np.ndarray, mask: np.ndarray, resamples: int, seed: int
+) -> tuple[float, float]:
+    """The bootstrap 95% interval of tau over the architectures of ``mask`` alone (NaN under 3)."""
+    k = int(mask.sum())
+    if k < 3:
+        return math.nan, math.nan
+    rows = np.random.default_rng(seed).integers(0, k, size=(resamples, k))
+    first, second = np.triu_indices(k, 1)
+    x, y = values[mask][rows], truth[mask][rows]
+    return _interval(_tau_b(_signs(x, first, second), _signs(y, first, second)))
 
 
 def _mean(values: np.ndarray) -> float | None:

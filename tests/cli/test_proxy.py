@@ -130,6 +130,14 @@ def test_validate_proxy_against_paper_json(cheap_references: tuple[str, ...]) ->
     assert data["out_of_sample"]["chosen_on_v1"]["chosen"] in ("params", "mflops")
     assert "equal_flops_agreement" in data["definitions"] and "leave_one_out" in data["definitions"]
     assert {"arch", "truth", "family", "counted_mflops", "params", "mflops"} == set(rows[0])
+    default = data["default_proxy"]  # the default's out-of-sample figures: its tau within each family, with intervals
+    assert default["name"] == "params" and default["kendall_tau"] == data["proxies"]["params"]["kendall_tau"]
+    for family in ("V1-style", "V2-style"):
+        members = [row for row in rows if row["family"] == family]
+        tau = stats.kendalltau([row["params"] for row in members], [row["truth"] for row in members]).statistic
+        low, high = default["tau_by_family_ci"][family]
+        assert default["tau_by_family"][family] == pytest.approx(tau) and low <= tau <= high
+    assert data["inputs"]["params"] == "none: counted on the architecture"
 
 
 def test_validate_proxy_table_and_usage_errors(
