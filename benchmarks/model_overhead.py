@@ -2,8 +2,8 @@
 
     python benchmarks/model_overhead.py [--target cpu|gpu|onnxruntime] [--threads N] [--seconds 60]
 
-The plain model below is written torchvision-style and imports nothing from the project's blocks; the project's
-weights are copied into it and the outputs compared, so both are provably the same network. Both are prepared
+The plain model (torchvision_shufflenet_v2.py) is torchvision's layout and imports nothing from the project; the
+project's weights load into it by key and the outputs compared, so both are provably the same network. Both are prepared
 by the same harness (``latency.timed_forward``) and timed in one process, single forwards interleaved in
 ABBA order; the figure is the median over rounds of each round's project / plain ratio (a round's four runs
 take a few tens of ms, so the host's speed swings cancel in it), with its 95% confidence interval. The
@@ -17,78 +17,11 @@ import time
 
 import numpy as np
 import torch
-from torch import nn
+from torchvision_shufflenet_v2 import TorchvisionShuffleNetV2
 
 from shufflenet_nas import MeasureConfig
 from shufflenet_nas.nas.latency import sample_times, summarize, timed_forward
 from shufflenet_nas.search_spaces import build, resolve_arch
-
-
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    batch, channels, height, width = x.size()
-    x = x.view(batch, groups, channels // groups, height, width)
-    x = torch.transpose(x, 1, 2).contiguous()
-    return x.view(batch, -1, height, width)
-
-
-class InvertedResidual(nn.Module):
-    def __init__(self, inp: int, oup: int, stride: int) -> None:
-        super().__init__()
-        self.stride = stride
-        branch = oup // 2
-        if stride > 1:
-            self.branch1 = nn.Sequential(
-                nn.Conv2d(inp, inp, 3, stride, 1, groups=inp, bias=False),
-                nn.BatchNorm2d(inp),
-                nn.Conv2d(inp, branch, 1, 1, 0, bias=False),
-                nn.BatchNorm2d(branch),
-                nn.ReLU(inplace=True),
-            )
-        else:
-            self.branch1 = nn.Sequential()
-        self.branch2 = nn.Sequential(
-            nn.Conv2d(inp if stride > 1 else branch, branch, 1, 1, 0, bias=False),
-            nn.BatchNorm2d(branch),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(branch, branch, 3, stride, 1, groups=branch, bias=False),
-            nn.BatchNorm2d(branch),
-            nn.Conv2d(branch, branch, 1, 1, 0, bias=False),
-            nn.BatchNorm2d(branch),
-            nn.ReLU(inplace=True),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride == 1:
-            x1, x2 = x.chunk(2, dim=1)
-            out = torch.cat((x1, self.branch2(x2)), dim=1)
-        else:
-            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
-        return channel_shuffle(out, 2)
-
-
-class PlainShuffleNetV2(nn.Module):
-    def __init__(self, repeats: tuple[int, ...] = (4, 8, 4), channels: tuple[int, ...] = (24, 116, 232, 464, 1024)):
-        super().__init__()
-        self.conv1 = nn.Sequential(nn.Conv2d(3, channels[0], 3, 2, 1, bias=False), nn.BatchNorm2d(channels[0]))
-        self.conv1.append(nn.ReLU(inplace=True))
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        inp = channels[0]
-        stages = []
-        for count, oup in zip(repeats, channels[1:4], strict=True):
-            stages.append(
-                nn.Sequential(InvertedResidual(inp, oup, 2), *(InvertedResidual(oup, oup, 1) for _ in range(count - 1)))
-            )
-            inp = oup
-        self.stage2, self.stage3, self.stage4 = stages
-        self.conv5 = nn.Sequential(
-            nn.Conv2d(inp, channels[-1], 1, 1, 0, bias=False), nn.BatchNorm2d(channels[-1]), nn.ReLU(inplace=True)
-        )
-        self.fc = nn.Linear(channels[-1], 1000)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.conv1(x))
-        x = self.stage4(self.stage3(self.stage2(x)))
-        return self.fc(self.conv5(x).mean([2, 3]))
 
 
 def main() -> None:
@@ -101,9 +34,8 @@ def main() -> None:
 
     torch.manual_seed(0)
     project = build(resolve_arch("shufflenet_v2_x1_0")).eval()
-    plain = PlainShuffleNetV2().eval()
-    tensors = [*project.state_dict().values()]
-    plain.load_state_dict(dict(zip(plain.state_dict(), tensors, strict=True)))
+    plain = TorchvisionShuffleNetV2([24, 116, 232, 464, 1024]).eval()
+    plain.load_state_dict(project.state_dict())  # the same module names: the weights load by key
     x = torch.randn(2, 3, 224, 224)
     with torch.inference_mode():
         difference = (project(x) - plain(x)).abs().max().item()

@@ -8,86 +8,16 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks.torchvision_shufflenet_v2 import TorchvisionShuffleNetV2
 from shufflenet_nas import InvalidArgumentError, ShuffleNetNASError, build_model
-
-
-def _tv_channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    batch, channels, height, width = x.size()
-    x = x.view(batch, groups, channels // groups, height, width)
-    return torch.transpose(x, 1, 2).contiguous().view(batch, channels, height, width)
-
-
-def _depthwise(channels: int, stride: int) -> nn.Conv2d:
-    return nn.Conv2d(channels, channels, 3, stride, 1, bias=False, groups=channels)
-
-
-class _InvertedResidual(nn.Module):
-    """torchvision.models.shufflenetv2.InvertedResidual, layer for layer."""
-
-    def __init__(self, inp: int, oup: int, stride: int) -> None:
-        super().__init__()
-        self.stride = stride
-        features = oup // 2
-        self.branch1 = nn.Sequential()
-        if stride > 1:
-            self.branch1 = nn.Sequential(
-                _depthwise(inp, stride),
-                nn.BatchNorm2d(inp),
-                nn.Conv2d(inp, features, 1, 1, 0, bias=False),
-                nn.BatchNorm2d(features),
-                nn.ReLU(inplace=True),
-            )
-        self.branch2 = nn.Sequential(
-            nn.Conv2d(inp if stride > 1 else features, features, 1, 1, 0, bias=False),
-            nn.BatchNorm2d(features),
-            nn.ReLU(inplace=True),
-            _depthwise(features, stride),
-            nn.BatchNorm2d(features),
-            nn.Conv2d(features, features, 1, 1, 0, bias=False),
-            nn.BatchNorm2d(features),
-            nn.ReLU(inplace=True),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride == 1:
-            x1, x2 = x.chunk(2, dim=1)
-            out = torch.cat((x1, self.branch2(x2)), dim=1)
-        else:
-            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
-        return _tv_channel_shuffle(out, 2)
-
-
-class _TorchvisionShuffleNetV2(nn.Module):
-    """torchvision.models.shufflenetv2.ShuffleNetV2 (stages_repeats [4, 8, 4]), layer for layer."""
-
-    def __init__(self, out_channels: list[int], num_classes: int = 1000) -> None:
-        super().__init__()
-        inp = out_channels[0]
-        self.conv1 = nn.Sequential(nn.Conv2d(3, inp, 3, 2, 1, bias=False), nn.BatchNorm2d(inp), nn.ReLU(inplace=True))
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        for name, repeats, oup in zip(("stage2", "stage3", "stage4"), (4, 8, 4), out_channels[1:4], strict=True):
-            units = [_InvertedResidual(inp, oup, 2)] + [_InvertedResidual(oup, oup, 1) for _ in range(repeats - 1)]
-            setattr(self, name, nn.Sequential(*units))
-            inp = oup
-        last = out_channels[-1]
-        self.conv5 = nn.Sequential(
-            nn.Conv2d(inp, last, 1, 1, 0, bias=False), nn.BatchNorm2d(last), nn.ReLU(inplace=True)
-        )
-        self.fc = nn.Linear(last, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.conv1(x))
-        x = self.stage4(self.stage3(self.stage2(x)))
-        return self.fc(self.conv5(x).mean([2, 3]))
-
 
 _WIDTHS = {"shufflenet_v2_x0_5": [24, 48, 96, 192, 1024], "shufflenet_v2_x1_0": [24, 116, 232, 464, 1024]}
 
 
-def _torchvision_model(name: str) -> _TorchvisionShuffleNetV2:
+def _torchvision_model(name: str) -> TorchvisionShuffleNetV2:
     """A torchvision-layout model with random weights and random BatchNorm statistics, in eval mode."""
     torch.manual_seed(1)
-    model = _TorchvisionShuffleNetV2(_WIDTHS[name])
+    model = TorchvisionShuffleNetV2(_WIDTHS[name])
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
