@@ -42,7 +42,7 @@ from shufflenet_nas import BASELINES, PROXY_NAMES, Genotype, compute_proxies, co
 from shufflenet_nas.nas.proxies import DEFAULT_BATCH_SIZE, parse_proxy_names
 
 DEFAULT_MODELS = ("shufflenet_v2_x1_0", "shufflenet_v1_g3_x1_0")
-DEFAULT_PROXIES = tuple(name for name in PROXY_NAMES if name not in ("train", "params", "mflops"))
+DEFAULT_PROXIES = tuple(name for name in PROXY_NAMES if name not in ("train", "mflops"))  # params: the default
 MIN_SLOPE_SHARE = 0.03  # below 3% of the base MFLOPs a per-MFLOP slope divides by a near-zero (fixed-FLOPs) change
 # Width references per base model: the papers' own way of buying accuracy with FLOPs.
 WIDTH_REFERENCES = {
