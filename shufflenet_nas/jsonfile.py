@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,3 +63,18 @@ def default_cache_dir() -> Path:
         return Path(override)
     cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache_home) / "shufflenet-nas" / "lut"
+
+
+def checked(name: str, value: Any, kind: str) -> Any:
+    """``value`` if it is a ``kind``: "string", "boolean", or "[positive |non-negative ]number|integer"
+    (finite); else ``ValueError`` naming ``name``."""
+    if kind in ("string", "boolean"):
+        valid = isinstance(value, str if kind == "string" else bool)
+    else:
+        number = isinstance(value, int if kind.endswith("integer") else int | float) and not isinstance(value, bool)
+        low = 0 if kind.startswith(("positive", "non-negative")) else -sys.float_info.max
+        valid = number and low <= value <= sys.float_info.max  # and so not NaN or infinite
+        valid = valid and not (kind.startswith("positive") and value == 0)
+    if not valid:
+        raise ValueError(f"{name} is {value!r}, not a {kind if kind in ('string', 'boolean') else 'finite ' + kind}")
+    return value

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from shufflenet_nas.errors import InvalidArgumentError
-from shufflenet_nas.jsonfile import default_cache_dir, read_json_object, set_aside, write_json_atomic
+from shufflenet_nas.jsonfile import checked, default_cache_dir, read_json_object, set_aside, write_json_atomic
 from shufflenet_nas.nas.latency import (
     MeasureConfig,
     check_target,
@@ -37,7 +37,7 @@ from shufflenet_nas.nas.latency import (
     seeded,
     software_provenance,
 )
-from shufflenet_nas.nas.lut_estimate import PartEntry, PartEstimator, checked, entry_key
+from shufflenet_nas.nas.lut_estimate import PartEntry, PartEstimator, entry_key
 from shufflenet_nas.search_spaces import blocks, builder, channels, plan
 from shufflenet_nas.search_spaces.builder import build_part
 from shufflenet_nas.search_spaces.genotype import Genotype

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
+from shufflenet_nas.jsonfile import checked
 from shufflenet_nas.nas.cost import Cost, part_cost
 from shufflenet_nas.search_spaces.plan import HeadSpec, PartSpec, StemSpec, UnitSpec
 
@@ -49,21 +49,6 @@ def group_key(spec: PartSpec, channels_last_input: bool) -> str:
         spec = replace(spec, in_channels=0, out_channels=0, kernel=0, split_ratio=0.0, se=False, residual=False)
         return entry_key(spec, channels_last_input)
     return structure_key(spec, channels_last_input)
-
-
-def checked(name: str, value: Any, kind: str) -> Any:
-    """``value`` if it is a ``kind``: "string", "boolean", or "[positive |non-negative ]number|integer"
-    (finite); else ``ValueError`` naming ``name``."""
-    if kind in ("string", "boolean"):
-        valid = isinstance(value, str if kind == "string" else bool)
-    else:
-        number = isinstance(value, int if kind.endswith("integer") else int | float) and not isinstance(value, bool)
-        low = 0 if kind.startswith(("positive", "non-negative")) else -sys.float_info.max
-        valid = number and low <= value <= sys.float_info.max  # and so not NaN or infinite
-        valid = valid and not (kind.startswith("positive") and value == 0)
-    if not valid:
-        raise ValueError(f"{name} is {value!r}, not a {kind if kind in ('string', 'boolean') else 'finite ' + kind}")
-    return value
 
 
 @dataclass(frozen=True)

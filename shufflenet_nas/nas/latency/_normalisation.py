@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from shufflenet_nas.jsonfile import default_cache_dir, read_json_object, set_aside, write_json_atomic
+from shufflenet_nas.jsonfile import checked, default_cache_dir, read_json_object, set_aside, write_json_atomic
 from shufflenet_nas.nas.latency._config import MeasureConfig, software_provenance
 from shufflenet_nas.nas.latency._runtimes import Step, make_step, seeded
 from shufflenet_nas.search_spaces.builder import build
@@ -107,8 +106,9 @@ def _read_anchors(path: Path) -> dict[str, Any]:
     it is set aside (``set_aside``) and read as ``{}``."""
     stored = read_json_object(path)
     for value in stored.values():
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not (number and 0 < value <= sys.float_info.max):  # not NaN, infinite, zero or negative
+        try:
+            checked("anchor", value, "positive number")
+        except ValueError:
             set_aside(path, f"it holds an anchor of {value!r}, not a finite positive number of ms")
             return {}
     return stored
