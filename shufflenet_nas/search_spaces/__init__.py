@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shufflenet_nas._lazy import lazy_exports
 from shufflenet_nas.search_spaces.baselines import BASELINES, Baseline, get_baseline
 from shufflenet_nas.search_spaces.genotype import Genotype, StageGene
 from shufflenet_nas.search_spaces.spaces import SearchSpace, SpaceRanges
@@ -123,10 +124,5 @@ def build_model(arch: str | Path | Genotype, weights: Weights | None = None) -> 
     return model
 
 
-def __getattr__(name: str) -> Any:
-    """``build`` and ``ShuffleNet``, imported (with torch) on first use."""
-    if name in ("build", "ShuffleNet"):
-        from shufflenet_nas.search_spaces import builder
-
-        return getattr(builder, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``build`` and ``ShuffleNet`` import torch: loaded on first use.
+_, __getattr__, __dir__ = lazy_exports(__name__, {"shufflenet_nas.search_spaces.builder": ["ShuffleNet", "build"]})
