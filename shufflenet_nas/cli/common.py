@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from shufflenet_nas.errors import InvalidArgumentError
-
 if TYPE_CHECKING:
     from shufflenet_nas.nas.latency import MeasureConfig
     from shufflenet_nas.search_spaces import Genotype, SearchSpace
@@ -106,12 +104,7 @@ def space_from_options(budget: str, resolution: int) -> SearchSpace:
     from shufflenet_nas.search_spaces import SearchSpace
     from shufflenet_nas.units import parse_flops
 
-    try:
-        return SearchSpace(budget_mflops=parse_flops(budget) / 1e6, resolution=resolution)
-    except InvalidArgumentError:
-        raise
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    return SearchSpace(budget_mflops=parse_flops(budget) / 1e6, resolution=resolution)
 
 
 def output_path(path: Path, what: str) -> Path:
