@@ -69,6 +69,22 @@ def make_shapes_dataset(root: Path, per_class: int = 64, seed: int = 0) -> Path:
     return root
 
 
+def make_stripes_dataset(root: Path, per_class: int = 150, seed: int = 0) -> Path:
+    """A trivially separable ImageFolder: horizontal vs vertical stripes (32x32, random colours and period)."""
+    rng = np.random.default_rng(seed)
+    for kind in ("hstripes", "vstripes"):
+        (root / kind).mkdir(parents=True)
+        for index in range(per_class):
+            Image.fromarray(_shape_image(kind, rng)).save(root / kind / f"{index:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def stripes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two clearly different patterns, 150 images each."""
+    return make_stripes_dataset(tmp_path_factory.mktemp("stripes"))
+
+
 @pytest.fixture(scope="session")
 def shapes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small learnable ImageFolder dataset: 4 classes x 64 images of 32x32 patterns."""

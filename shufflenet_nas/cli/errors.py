@@ -82,7 +82,7 @@ FLAGS: dict[str, Flag] = {
     "batch_size": Flag("--batch-size"),
     "samples": Flag("--samples"),
     "resamples": Flag("--resamples"),  # the bootstrap of validate_against_paper / _training / _results
-    # TrainConfig (nas.training), the train_config of compute_proxies and validate_against_training
+    # TrainConfig (nas.short_training), the train_config of compute_proxies and validate_against_training
     "steps": Flag("--steps"),
     "epochs": Flag("--epochs"),
     "train_config.batch_size": Flag("--train-batch-size"),

@@ -25,7 +25,7 @@ from shufflenet_nas.cli.progress import ProgressBar, progress
 
 if TYPE_CHECKING:
     from shufflenet_nas.nas.data import Dataset
-    from shufflenet_nas.nas.training import TrainConfig
+    from shufflenet_nas.nas.short_training import TrainConfig
     from shufflenet_nas.nas.validation import Validation
     from shufflenet_nas.search_spaces import Genotype
 
@@ -71,7 +71,7 @@ class ScoringOptions:
     train_batch_size: int = 64
 
     def train_config(self) -> TrainConfig:
-        from shufflenet_nas.nas.training import TrainConfig
+        from shufflenet_nas.nas.short_training import TrainConfig
 
         with parameters_of("train_config"):
             return TrainConfig(steps=self.steps, epochs=self.epochs, batch_size=self.train_batch_size)

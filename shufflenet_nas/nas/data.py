@@ -77,9 +77,10 @@ class Dataset:
         )
 
     def to_inputs(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 images -> float32 network inputs, normalised by the training split's mean and std."""
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        """Images on a 0..255 scale (uint8, or float after augmentation) -> float32 network inputs on their
+        device, normalised by the training split's mean and std."""
+        mean = torch.tensor(self.mean, device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=images.device).view(1, 3, 1, 1)
         return (images.float() / 255 - mean) / std
 
     def sample_batch(self, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,7 @@ Definitions (``nas.proxy_scores``): ``synflow``, ``naswot`` = N ln ``relu_count`
 ``grad_norm``, ``snip``, ``jacob_cov``. ``synflow`` runs BatchNorm in eval mode on an all-ones image, the others
 on batch statistics. ``params``, ``mflops``: parameter count and conv + linear multiply-adds (``nas.cost``), the
 references every comparison shows. ``train``: validation accuracy (0..1) after a short training run
-(``nas.training``); needs ``data``.
+(``nas.short_training``); needs ``data``.
 
 A proxy that comes out NaN or infinite raises ``ProxyError`` rather than returning a value a search would rank.
 """
@@ -36,7 +36,7 @@ from shufflenet_nas.nas.proxy_scores import (
     snip_score,
     synflow_score,
 )
-from shufflenet_nas.nas.training import ReportCallback, TrainConfig, short_train
+from shufflenet_nas.nas.short_training import ReportCallback, TrainConfig, short_train
 from shufflenet_nas.search_spaces.builder import ShuffleNet, build
 from shufflenet_nas.search_spaces.genotype import Genotype
 

@@ -27,7 +27,7 @@ from shufflenet_nas.nas.proxies import (
     ZERO_COST_PROXIES,
     compute_proxies,
 )
-from shufflenet_nas.nas.training import TrainConfig
+from shufflenet_nas.nas.short_training import TrainConfig
 from shufflenet_nas.nas.validation_results import read_results
 from shufflenet_nas.nas.validation_stats import DEFAULT_RESAMPLES, Analysis, analyse, check_resamples, json_safe
 from shufflenet_nas.search_spaces.baselines import BASELINES

@@ -14,6 +14,8 @@ from shufflenet_nas.search_spaces.baselines import BASELINES, Baseline, get_base
 from shufflenet_nas.search_spaces.genotype import Genotype, StageGene
 from shufflenet_nas.search_spaces.spaces import SearchSpace, SpaceRanges
 
+WEIGHTS_SUFFIXES = (".pt", ".pth")
+
 if TYPE_CHECKING:
     from shufflenet_nas.search_spaces.builder import ShuffleNet, build
     from shufflenet_nas.search_spaces.weights import Weights
@@ -41,7 +43,8 @@ def resolve_arch(arch: str | Path | Genotype) -> Genotype:
     summary, by default: its best V2-style architecture, else its best V1-style, else the first (fastest) of
     its Pareto front. A suffix picks another: ``pareto.json#v1`` / ``#v2`` (the best of that family),
     ``#trial12`` (trial 12) or ``#<arch_id>`` (e.g. ``#6d657583a249``), looked up in the summary's best,
-    Pareto front, baselines and trials.
+    Pareto front, baselines and trials. Weights written by ``train`` (``.pt``) give the genotype they were
+    trained as (read with torch).
 
     Raises ``ValueError`` naming what was given and the accepted forms.
     """
@@ -56,6 +59,10 @@ def resolve_arch(arch: str | Path | Genotype) -> Genotype:
     if not path.is_file() and "#" in text:
         head, pick = text.rsplit("#", 1)
         path = Path(head)
+    if path.is_file() and path.suffix in WEIGHTS_SUFFIXES and pick is None:
+        from shufflenet_nas.search_spaces.weights import genotype_of_weights
+
+        return genotype_of_weights(path)
     if path.is_file():
         try:
             data = json.loads(path.read_text())
@@ -74,7 +81,7 @@ def resolve_arch(arch: str | Path | Genotype) -> Genotype:
     if text.endswith(".json") or (pick is not None and path.suffix == ".json"):
         raise ValueError(f"architecture file {path} does not exist; check the path")
     raise ValueError(
-        f"{text!r} is not a baseline name, a genotype string (stem...) or a JSON file; "
+        f"{text!r} is not a baseline name, a genotype string (stem...), a JSON file or trained weights (.pt); "
         "baseline names are the keys of BASELINES"
     )
 

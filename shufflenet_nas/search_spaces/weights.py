@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError
+from shufflenet_nas.search_spaces.genotype import Genotype
 
 Weights = str | Path | Mapping[str, Any]
 _WRAPPER_KEYS = ("state_dict", "model")  # where training scripts nest the state dict in a checkpoint
@@ -42,6 +43,19 @@ def load_weights(model: nn.Module, weights: Weights, arch: str) -> None:
                 f"{tuple(state[key].shape)} in the weights"
             )
     model.load_state_dict(state, strict=False)
+
+
+def genotype_of_weights(path: str | Path) -> Genotype:
+    """The genotype stored beside the state dict in a weights file written by ``train``; ``ValueError`` for a
+    file without one (a bare state dict says nothing about the architecture)."""
+    data = _read(path)
+    text = data.get("genotype") if isinstance(data, Mapping) else None
+    if not isinstance(text, str):
+        raise InvalidArgumentError(
+            f"{path} holds no genotype (only weights written by `train` carry one); give the architecture "
+            "and pass the file as weights"
+        )
+    return Genotype.from_string(text)
 
 
 def _read(path: str | Path) -> object:

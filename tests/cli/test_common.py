@@ -127,7 +127,7 @@ def test_every_library_parameter_has_a_flag_or_is_known_to_have_none() -> None:
     from shufflenet_nas.nas.latency import MeasureConfig
     from shufflenet_nas.nas.lut import LatencyTable, compare
     from shufflenet_nas.nas.proxies import compute_proxies
-    from shufflenet_nas.nas.training import TrainConfig
+    from shufflenet_nas.nas.short_training import TrainConfig
     from shufflenet_nas.nas.validation import validate_against_paper, validate_against_training
     from shufflenet_nas.search_spaces import SearchSpace
 

@@ -208,7 +208,7 @@ def test_short_training_proxy_runs_under_every_objective(
     tmp_path: Path, shapes_dir: Path, objective: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from shufflenet_nas.nas.data import load_dataset
-    from shufflenet_nas.nas.training import TrainConfig
+    from shufflenet_nas.nas.short_training import TrainConfig
 
     short = TrainConfig(steps=4, batch_size=8, eval_every=2, val_images=32)  # two reports: pruning is asked
     monkeypatch.setattr(objective_module, "compute_proxies", functools.partial(compute_proxies, train_config=short))
