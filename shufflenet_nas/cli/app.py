@@ -11,6 +11,7 @@ from shufflenet_nas import __version__
 from shufflenet_nas.cli import catalog, proxy
 from shufflenet_nas.cli import measure as measure_commands
 from shufflenet_nas.cli import search as search_commands
+from shufflenet_nas.cli import train as train_commands
 from shufflenet_nas.cli.console import out
 from shufflenet_nas.cli.errors import ErrorHandlingGroup, show_warning
 
@@ -49,6 +50,7 @@ catalog.register(app)
 measure_commands.register(app)
 proxy.register(app)
 search_commands.register(app)
+train_commands.register(app)
 
 
 def main() -> None:

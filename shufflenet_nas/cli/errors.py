@@ -92,6 +92,17 @@ FLAGS: dict[str, Flag] = {
     # load_study (results.summary); show's argument STUDY_DIR where it gives the study
     "study": Flag("--study"),
     "study_dir.study": Flag("STUDY_DIR"),
+    "source.study": Flag("SOURCE"),  # train's argument, where it names a study
+    # TrainRecipe (nas.training), train_architecture (nas.train_architecture), Selection (results.training)
+    "lr": Flag("--lr"),
+    "device": Flag("--device"),
+    "out_dir": Flag("--out"),
+    "restart": Flag("--restart"),
+    "pareto": Flag("--pareto"),
+    "best_v1": Flag("--best-v1"),
+    "best_v2": Flag("--best-v2"),
+    "trials": Flag("--trial"),
+    "baselines": Flag("--baselines", off="--no-baselines"),
 }
 
 _NAME = r"(?P<name>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"

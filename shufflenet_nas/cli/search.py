@@ -269,6 +269,8 @@ def _render(summary: StudySummary, json_output: bool, all_trials: bool = False) 
     rule = summary.rule_text()
     if rule:
         out.print(escape(rule), highlight=False, style="dim")
+    if summary.training_text():
+        out.print(escape(summary.training_text()), highlight=False, style="dim")
     for headline, genotype in summary.verdicts():
         style = "bold" if genotype else "yellow"
         out.print(f"[{style}]{escape(headline)}[/{style}]", highlight=False)
@@ -277,6 +279,7 @@ def _render(summary: StudySummary, json_output: bool, all_trials: bool = False) 
 
 
 _NUMERIC = ("trial", "MFLOPs", "params", "latency ms", "proxy")
+_TRAINED = ("top-1 %", "top-5 %")  # trained accuracy, shown once `train` has recorded some
 
 
 def _results_table(summary: StudySummary) -> Table:
@@ -284,8 +287,10 @@ def _results_table(summary: StudySummary) -> Table:
     from shufflenet_nas.results.rows import LATENCY_FORMAT, PROXY_FORMAT
 
     table = Table(title="Pareto front (latency vs proxy) and paper baselines")
-    for column in ("", "trial", "family", "MFLOPs", "params", "latency ms", "proxy", "arch_id"):
-        table.add_column(column, justify="right" if column in _NUMERIC else "left")
+    trained = any(row.accuracy_top1 is not None for row in summary.shown_rows())
+    columns = ("", "trial", "family", "MFLOPs", "params", "latency ms", "proxy", *_TRAINED * trained, "arch_id")
+    for column in columns:
+        table.add_column(column, justify="right" if column in (*_NUMERIC, *_TRAINED) else "left")
     for row in summary.shown_rows():
         mark = escape(summary.mark(row))
         if mark.startswith("best "):
@@ -301,9 +306,14 @@ def _results_table(summary: StudySummary) -> Table:
             f"{row.params:,}",
             f"{row.latency_ms:{LATENCY_FORMAT}}{source}",
             f"{row.proxy:{PROXY_FORMAT}}",
+            *(_percent(row.accuracy_top1), _percent(row.accuracy_top5)) * trained,
             row.arch_id,
         )
     return table
+
+
+def _percent(accuracy: float | None) -> str:
+    return "" if accuracy is None else f"{100 * accuracy:.1f}"
 
 
 def _every_trial_table(summary: StudySummary) -> Table:

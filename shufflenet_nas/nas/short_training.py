@@ -56,8 +56,8 @@ class TrainConfig:
         return max(1, math.ceil(self.epochs * train_size / min(self.batch_size, train_size)))
 
     def recipe(self) -> TrainRecipe:
-        """This budget as the engine's recipe: no warm-up, augmentation, label smoothing or BatchNorm
-        recalibration."""
+        """This budget as the engine's recipe: no warm-up, augmentation, label smoothing,
+        BatchNorm recalibration or zero-initialised residual branches."""
         return TrainRecipe(
             batch_size=self.batch_size,
             lr=self.lr,
@@ -69,6 +69,7 @@ class TrainConfig:
             flip=False,
             mixed_precision=False,
             batchnorm_images=0,
+            zero_init_residual=False,
         )
 
 

@@ -206,7 +206,7 @@ def train_architecture(
             if not restart:
                 raise ShuffleNetNASError(
                     f"{path} is from another run: {_difference(stored.get('identity') or {}, identity)}; pass "
-                    "restart=True to replace it, or another out_dir"
+                    "restart=True to replace it, or another `out_dir`"
                 )
             path.unlink()
     if finished is not None and finished.get("identity") == identity and not restart:

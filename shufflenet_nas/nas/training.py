@@ -44,7 +44,11 @@ class TrainRecipe:
     # Before each evaluation, BatchNorm's running statistics are recomputed with the current weights over up to
     # this many training images, un-augmented ("precise BN", Wu & Johnson 2021); 0 keeps the running averages,
     # which lag far behind the weights on small data (a 2-class set: 57% held-out with them, 93% recomputed).
-    batchnorm_images: int = 2048
+    batchnorm_images: int = 512
+    # Residual units start as the identity (``ShuffleNet.zero_init_residual``): without it V1 g8 1.0x's loss
+    # went from 0.83 to 6.4 after one warm-up step (lr 0.0036) on a 2-class set and reached 58% held-out after
+    # 5 epochs; with it, 95%.
+    zero_init_residual: bool = True
     mixed_precision: bool = True  # on a GPU: bf16 autocast, or fp16 with gradient scaling where bf16 is missing
 
     def __post_init__(self) -> None:
@@ -80,10 +84,12 @@ class TrainRecipe:
         """One line, e.g. ``30 epochs, batch 64, SGD nesterov lr 0.1 (2 warm-up epochs, cosine), ...``."""
         crop = f"random-resized crop {self.crop_scale:g}-1" if self.crop_scale < 1 else "no crop"
         return (
-            f"{self.epochs} epochs, batch {self.batch_size}, SGD nesterov lr {self.lr:g} momentum {self.momentum:g} "
+            f"{self.epochs} epoch{'s' * (self.epochs != 1)}, batch {self.batch_size}, "
+            f"SGD nesterov lr {self.lr:g} momentum {self.momentum:g} "
             f"(warm-up {self.warmup_epochs:g} epochs or half the run, cosine), "
             f"weight decay {self.weight_decay:g} (not on BN/bias), "
             f"label smoothing {self.label_smoothing:g}, {crop}"
+            + (", residual branches zero-initialised" if self.zero_init_residual else "")
             + (", flip" if self.flip else "")
             + (f", BatchNorm statistics recomputed on {self.batchnorm_images} images" if self.batchnorm_images else "")
         )
@@ -160,7 +166,10 @@ class Trainer:
         self.augment = augment and (recipe.crop_scale < 1 or recipe.flip)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.model = build(self.genotype).to(self.device)
+            self.model = build(self.genotype)
+            if recipe.zero_init_residual:
+                self.model.zero_init_residual()
+            self.model.to(self.device)
         self.generator = torch.Generator().manual_seed(seed)
         decay = [p for p in self.model.parameters() if p.ndim > 1]
         no_decay = [p for p in self.model.parameters() if p.ndim <= 1]

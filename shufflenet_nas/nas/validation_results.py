@@ -3,9 +3,8 @@
 - CSV: a header row with the columns ``architecture`` and ``accuracy`` (others are ignored).
 - JSON: a list of objects with the keys ``architecture`` and ``accuracy``, or one object mapping each
   architecture to its accuracy.
-- A study directory (``results/<study>``, holding ``study.db``): every trial whose user attributes hold
-  ``accuracy_top1`` and ``genotype`` (nothing in the package trains yet: set the attribute through Optuna's
-  storage, ``storage.set_trial_user_attr(trial._trial_id, "accuracy_top1", value)``).
+- A study directory (``results/<study>``, holding ``study.db``): every architecture whose ``accuracy_top1``
+  ``train`` recorded in it (``results.rows.trained_records``).
 
 An architecture is a baseline name, a genotype string, a baseline's arch id, or any form ``resolve_arch``
 takes (a relative JSON path is looked up beside the results file first). An architecture given more than once
@@ -20,7 +19,6 @@ import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError
 from shufflenet_nas.search_spaces import BASELINES, Genotype, resolve_arch
@@ -143,25 +141,23 @@ def _enough(path: Path, items: list[Item]) -> list[Item]:
 
 def _study_items(directory: Path) -> list[Item]:
     from shufflenet_nas.results.loading import load_study
+    from shufflenet_nas.results.rows import trained_records
 
     if not (directory / "study.db").is_file():
         raise InvalidArgumentError(
             f"results={str(directory)!r} is a directory with no study.db; give a results/<study> directory"
         )
-    study = load_study(directory)
     rows = []
-    for trial in study.get_trials(deepcopy=False):
-        attrs: dict[str, Any] = trial.user_attrs
-        if STUDY_ACCURACY not in attrs:
-            continue
-        where = f"trial {trial.number}"
-        if not isinstance(attrs.get("genotype"), str):
-            raise _fail(directory, where, f"has {STUDY_ACCURACY} but no genotype attribute")
-        label = attrs.get("baseline") or attrs["genotype"]
-        _, genotype, accuracy = _item(directory, where, attrs["genotype"], attrs[STUDY_ACCURACY])
+    for arch_id, record in trained_records(load_study(directory)).items():
+        where = f"trained architecture {arch_id}"
+        if not isinstance(record, dict) or not isinstance(record.get("genotype"), str):
+            raise _fail(directory, where, "has no genotype")
+        label = record.get("baseline") or record["genotype"]
+        _, genotype, accuracy = _item(directory, where, record["genotype"], record.get(STUDY_ACCURACY))
         rows.append((label, genotype, accuracy))
     if not rows:
         raise ResultsFileError(
-            f"{directory}: no trial has {STUDY_ACCURACY} (trained accuracy); train some of its architectures first"
+            f"{directory}: holds no trained accuracy; `shufflenet-nas train {directory} --pareto --data DIR` "
+            "trains its architectures"
         )
     return _enough(directory, _merge(rows))

@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError
+from shufflenet_nas.nas.storage import make_storage
 
 
 def read_only_sqlite_url(database: Path) -> str:
@@ -53,11 +54,12 @@ def _read_only(storage: str) -> tuple[str, Path | None]:
     return read_only_sqlite_url(Path(database)), Path(database)
 
 
-def load_study(study: str | Path | None = None, storage: str | None = None) -> optuna.Study:
+def load_study(study: str | Path | None = None, storage: str | None = None, writable: bool = False) -> optuna.Study:
     """A study from a results directory (``results/<study>``) or from ``storage`` + study name, for reading.
 
     SQLite files are opened read-only (``read_only_sqlite_url``): reading a study never writes to it, its
-    ``-wal``/``-shm`` files or its folder, and works where none of them is writable."""
+    ``-wal``/``-shm`` files or its folder, and works where none of them is writable. ``writable`` opens it as
+    a search does, to add to it (``train`` records trained accuracy in it)."""
     if storage is None:
         if study is None:
             raise InvalidArgumentError(
@@ -70,13 +72,15 @@ def load_study(study: str | Path | None = None, storage: str | None = None) -> o
                 f"study={str(directory)!r} holds no study.db; give a results/<study> directory or `storage`"
             )
         url, study, label = read_only_sqlite_url(database), directory.name, str(database)
+        url = f"sqlite:///{database}" if writable else url
     else:
         url, database = _read_only(storage)
         label = storage
         if database is not None and not database.is_file():
             raise InvalidArgumentError(f"storage={storage!r}: {database} does not exist")
+        url = storage if writable else url
     try:
-        opened = optuna.storages.RDBStorage(url, skip_table_creation=True)
+        opened = make_storage(url) if writable else optuna.storages.RDBStorage(url, skip_table_creation=True)
         names = optuna.get_all_study_names(opened)
     except (SQLAlchemyError, RuntimeError, optuna.exceptions.StorageInternalError) as error:
         cause = error.__cause__ if isinstance(error, optuna.exceptions.StorageInternalError) else error

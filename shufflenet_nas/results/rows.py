@@ -14,6 +14,9 @@ PROXY_FORMAT = ".4g"  # how proxies are printed: values that print the same are 
 LATENCY_FORMAT = ".3f"  # milliseconds
 TIE_REL = 1e-3  # without a reference: proxies this close (relative) are a tie, won by the faster architecture
 _SEARCHED = {"v1": ("V1-style",), "v2": ("V2-style",)}
+# Trained accuracy of an architecture lives in the study's user attribute ``trained/<arch_id>`` (Optuna refuses to
+# change a finished trial's attributes); rows show it on every trial of that architecture.
+TRAINED_PREFIX = "trained/"
 
 # How a family's best was chosen (``StudySummary.rules``).
 RULE_REFERENCE = "reference"  # fastest with proxy >= the family's paper model and lower latency
@@ -39,6 +42,8 @@ class TrialRow:
     latency_source: str = "measured"
     feasible: bool = True
     why_not: str | None = None  # why a (baseline) row is not a result: "below the proxy floor (...)"
+    accuracy_top1: float | None = None  # trained held-out accuracy (0..1), where `train` recorded one
+    accuracy_top5: float | None = None
 
 
 @dataclass(frozen=True)
@@ -73,11 +78,22 @@ def is_baseline_name(floor: object) -> bool:
     return False
 
 
+def trained_records(study: optuna.Study) -> dict[str, dict[str, Any]]:
+    """What `train` recorded in the study, per arch id: accuracy_top1, accuracy_top5, recipe, data, weights, ..."""
+    attrs = study.user_attrs
+    return {key.removeprefix(TRAINED_PREFIX): value for key, value in attrs.items() if key.startswith(TRAINED_PREFIX)}
+
+
 def _row(
-    trial: optuna.trial.FrozenTrial, remeasured: dict[str, Any], reward: bool, why_not: str | None = None
+    trial: optuna.trial.FrozenTrial,
+    remeasured: dict[str, Any],
+    reward: bool,
+    why_not: str | None = None,
+    trained: dict[str, dict[str, Any]] | None = None,
 ) -> TrialRow:
     a = trial.user_attrs
     measured = remeasured.get(a["arch_id"])
+    record = (trained or {}).get(a["arch_id"], {})
     return TrialRow(
         number=trial.number,
         arch_id=a["arch_id"],
@@ -92,6 +108,8 @@ def _row(
         latency_source="re-measured" if measured else a["latency"]["source"],
         feasible=bool(a.get("feasible")),
         why_not=why_not,
+        accuracy_top1=record.get("accuracy_top1"),
+        accuracy_top5=record.get("accuracy_top5"),
     )
 
 
@@ -105,10 +123,11 @@ def evaluated_rows(study: optuna.Study) -> list[TrialRow]:
     model was evaluated, else the first trial that evaluated it)."""
     remeasured = study.user_attrs.get("remeasured", {})
     reward = study.user_attrs.get("objective") == "reward"
+    trained = trained_records(study)
     rows: dict[str, TrialRow] = {}
     for trial in complete_trials(study):
         if trial.user_attrs.get("feasible") and "latency_ms" in trial.user_attrs:
-            row = _row(trial, remeasured, reward)
+            row = _row(trial, remeasured, reward, trained=trained)
             if row.arch_id not in rows or (row.baseline and not rows[row.arch_id].baseline):
                 rows[row.arch_id] = row
     return sorted(rows.values(), key=lambda r: r.number)
@@ -119,12 +138,13 @@ def baseline_rows(study: optuna.Study) -> list[TrialRow]:
     baselines are always shown; ``why_not`` says why one is not a result."""
     remeasured = study.user_attrs.get("remeasured", {})
     reward = study.user_attrs.get("objective") == "reward"
+    trained = trained_records(study)
     rows: dict[str, TrialRow] = {}
     for trial in complete_trials(study):
         a = trial.user_attrs
         if a.get("baseline") and "latency_ms" in a and a["baseline"] not in rows:
             why_not = None if a.get("feasible") else "; ".join(constraint_reasons(trial, study.user_attrs))
-            rows[a["baseline"]] = _row(trial, remeasured, reward, why_not or None)
+            rows[a["baseline"]] = _row(trial, remeasured, reward, why_not or None, trained)
     return sorted(rows.values(), key=lambda r: r.number)
 
 

@@ -25,6 +25,7 @@ from shufflenet_nas.results.rows import (
     is_baseline_name,
     proxy_floor_value,
     searched_families,
+    trained_records,
     trial_statuses,
 )
 from shufflenet_nas.search_spaces import Genotype
@@ -83,6 +84,7 @@ class StudySummary:
     proxy_floor: float | None = None
     trials: list[TrialRow] = field(default_factory=list)  # the results: feasible, one row per architecture
     every_trial: list[TrialStatus] | None = None
+    trained: dict[str, dict[str, Any]] = field(default_factory=dict)  # what `train` recorded, per arch id
 
     @property
     def reference(self) -> TrialRow | None:
@@ -148,6 +150,25 @@ class StudySummary:
             + "; proxies equal as printed count as equal (the faster wins); paper models are never best"
         )
 
+    def training_text(self) -> str:
+        """One line on the trained accuracy the rows show: how many, with which recipe and data; a warning where
+        they were trained differently (their accuracies do not compare). '' when nothing was trained."""
+        records = self.trained
+        if not records:
+            return ""
+        recipes = {json.dumps(r.get("recipe"), sort_keys=True) for r in records.values()}
+        data = {(r.get("data") or {}).get("fingerprint") for r in records.values()}
+        seeds = {r.get("seed") for r in records.values()}
+        count = f"top-1 / top-5: {len(records)} architecture{'s' * (len(records) != 1)} trained"
+        if len(recipes) > 1 or len(data) > 1 or len(seeds) > 1:
+            return (
+                f"{count} with different recipes, data or seeds: their accuracies do not compare; "
+                "train them again with one recipe"
+            )
+        first = next(iter(records.values()))
+        described = (first.get("data") or {}).get("description", "?")
+        return f"{count} with one recipe and seed {first.get('seed')} ({first.get('recipe_text')}) on {described}"
+
     def verdicts(self) -> list[tuple[str, str | None]]:
         """Per searched family: the headline (``best V2-style trial 42 · 12.3% lower latency than ...`` or
         ``no best V1-style: <reason>``) and the best's genotype (None without a best)."""
@@ -179,6 +200,7 @@ class StudySummary:
             "proxy_floor": self.proxy_floor,
             "baselines": [asdict(row) for row in self.baselines],
             "reference_baseline": self.reference.baseline if self.reference else None,
+            "trained": self.trained,
         }
 
     def to_markdown(self) -> str:
@@ -196,20 +218,22 @@ class StudySummary:
             "",
             "Trials: " + ", ".join(f"{v} {k}" for k, v in self.counts.items()) + ".",
             "",
-            "| | trial | family | MFLOPs | params | latency ms | proxy | genotype |",
-            "|---|---|---|---|---|---|---|---|",
+            "| | trial | family | MFLOPs | params | latency ms | proxy | top-1 % | genotype |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for row in self.shown_rows():
             mark = self.mark(row) or "pareto"
             source = "*" if row.latency_source == "lut" else ""
+            top1 = "" if row.accuracy_top1 is None else f"{100 * row.accuracy_top1:.1f}"
             lines.append(
                 f"| {mark} | {row.number} | {row.family} | {row.mflops:.1f} | {row.params:,} | "
-                f"{row.latency_ms:{LATENCY_FORMAT}}{source} | {row.proxy:{PROXY_FORMAT}} | `{row.genotype}` |"
+                f"{row.latency_ms:{LATENCY_FORMAT}}{source} | {row.proxy:{PROXY_FORMAT}} | {top1} | `{row.genotype}` |"
             )
         if any(row.latency_source == "lut" for row in self.shown_rows()):
             lines += ["", "\\* latency predicted by the lookup table"]
         rule = self.rule_text()
         lines += ["", rule] if rule else []
+        lines += ["", self.training_text()] if self.trained else []
         for headline, genotype in self.verdicts():
             lines += ["", f"**{headline}**"] + ([f"`{genotype}`"] if genotype else [])
         return "\n".join(lines) + "\n"
@@ -229,7 +253,7 @@ def summarise(study: optuna.Study, every_trial: bool = False) -> StudySummary:
     """Summary of a study made by `shufflenet-nas search`; ``every_trial`` adds every trial's status."""
     if "target" not in study.user_attrs:
         raise ShuffleNetNASError(f"study {study.study_name!r} was not made by shufflenet-nas search")
-    settings = dict(study.user_attrs)
+    settings = {k: v for k, v in study.user_attrs.items() if not k.startswith(rows_module.TRAINED_PREFIX)}
     all_trials = study.get_trials(deepcopy=False)
     states = optuna.trial.TrialState
     complete = [t for t in all_trials if t.state == states.COMPLETE]
@@ -260,6 +284,7 @@ def summarise(study: optuna.Study, every_trial: bool = False) -> StudySummary:
         proxy_floor=proxy_floor_value(study, complete),
         trials=rows,
         every_trial=trial_statuses(study, rows) if every_trial else None,
+        trained=trained_records(study),
     )
 
 

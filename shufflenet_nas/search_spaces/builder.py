@@ -83,6 +83,20 @@ class ShuffleNet(nn.Module):
         """The stem, every unit and the head in forward order, each callable on the previous one's output."""
         return [self.stem, *(unit for stage in self.stages() for unit in stage), self.head]
 
+    def zero_init_residual(self) -> int:
+        """Zero the scale of the last BatchNorm of every residual branch, so that each unit that adds its input
+        starts as the identity (Goyal et al. 2017, "zero gamma"): deep V1 stacks of residual units otherwise
+        sum their branches into activations large enough to wreck the first steps of training. Returns how many
+        units it changed."""
+        changed = 0
+        for stage in self.stages():
+            for unit in stage:
+                if getattr(unit, "residual", False):
+                    norms = [m for m in unit.branch2.modules() if isinstance(m, nn.BatchNorm2d)]
+                    nn.init.zeros_(norms[-1].weight)
+                    changed += 1
+        return changed
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         for stage in self.stages():

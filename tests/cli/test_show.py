@@ -17,7 +17,7 @@ from shufflenet_nas import load_study, summarise, write_artifacts
 from shufflenet_nas.cli.app import app
 from shufflenet_nas.nas.storage import make_storage
 from shufflenet_nas.results.loading import read_only_sqlite_url
-from tests.results.studies import V1, V2, T, make_study
+from tests.results.studies import V1, V2, T, make_study, write_study_dir
 
 runner = CliRunner()
 States = optuna.trial.TrialState
@@ -38,12 +38,8 @@ def trials() -> list[T]:
 
 
 def write_study(directory: Path, items: list[T] | None = None, **settings: object) -> optuna.Study:
-    """A study in ``directory/study.db`` through the search's own storage (SQLite in WAL mode)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    storage = make_storage(f"sqlite:///{directory / 'study.db'}")
-    study = make_study(trials() if items is None else items, storage=storage, name=directory.name, **settings)
-    storage.engine.dispose()  # the search has ended: no -wal / -shm files
-    return study
+    """``trials()`` (or ``items``) in ``directory/study.db``."""
+    return write_study_dir(directory, trials() if items is None else items, **settings)
 
 
 def test_show_names_the_best_the_missing_best_and_the_reference(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from shufflenet_nas.nas.validation import (
 )
 from shufflenet_nas.nas.validation_results import STUDY_ACCURACY, ResultsFileError, read_results
 from shufflenet_nas.nas.validation_stats import DEFINITIONS, analyse, kendall_tau, pairwise_agreement
+from shufflenet_nas.results.rows import TRAINED_PREFIX
 from shufflenet_nas.search_spaces import BASELINES, Genotype
 
 # Eight architectures, V1 then V2; MFLOPs in near-equal groups: {10, 10.5, 10.9}, {40, 43}, {100, 105, 108}.
@@ -210,9 +211,10 @@ def _study_dir(tmp_path: Path, accuracies: dict[str, float]) -> Path:
     directory = tmp_path / "study"
     directory.mkdir()
     study = optuna.create_study(storage=f"sqlite:///{directory / 'study.db'}", study_name="study")
-    for name, accuracy in accuracies.items():
-        attrs = {"genotype": BASELINES[name].genotype.to_string(), "baseline": name, STUDY_ACCURACY: accuracy}
-        study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs=attrs))
+    for name, accuracy in accuracies.items():  # as `train` records it
+        genotype = BASELINES[name].genotype
+        record = {"genotype": genotype.to_string(), "baseline": name, STUDY_ACCURACY: accuracy}
+        study.set_user_attr(f"{TRAINED_PREFIX}{genotype.arch_id}", record)
     study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"genotype": "untrained"}))
     return directory
 
@@ -222,17 +224,20 @@ def test_a_study_with_trained_accuracy_is_a_ground_truth(tmp_path: Path) -> None
     directory = _study_dir(tmp_path, accuracies)
     kind, target, items = read_results(directory)
     assert kind == "study" and STUDY_ACCURACY in target
-    assert [(label, accuracy) for label, _, accuracy in items] == list(accuracies.items())
+    assert {label: accuracy for label, _, accuracy in items} == accuracies
     validation = validate_against_results(directory, ["params", "mflops"], resamples=50)
-    assert validation.against == "study" and validation.architectures == tuple(accuracies)
-    assert validation.mflops == tuple(count_cost(BASELINES[name].genotype).mflops for name in accuracies)
-    tau = stats.kendalltau(validation.scores["params"], list(accuracies.values())).statistic
+    names = validation.architectures
+    assert validation.against == "study" and set(names) == set(accuracies)
+    assert validation.mflops == tuple(count_cost(BASELINES[name].genotype).mflops for name in names)
+    tau = stats.kendalltau(validation.scores["params"], [accuracies[name] for name in names]).statistic
     assert validation.analysis.figures("params").kendall_tau == pytest.approx(tau)
     json.dumps(validation.to_dict(), allow_nan=False)
 
 
 def test_a_study_without_trained_accuracy_says_so(tmp_path: Path) -> None:
-    with pytest.raises(ResultsFileError, match="no trial has accuracy_top1"):
+    with pytest.raises(
+        ResultsFileError, match=r"holds no trained accuracy; `shufflenet-nas train .* --pareto --data DIR`"
+    ):
         read_results(_study_dir(tmp_path, {}))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -77,6 +78,18 @@ def make_study(trials: list[T], storage: Any = None, name: str = "tiny", **setti
         study.set_user_attr(key, value)
     for t in trials:
         study.add_trial(_frozen(t, objective))
+    return study
+
+
+def write_study_dir(directory: Path, trials: list[T], **settings: Any) -> optuna.Study:
+    """A study in ``directory/study.db`` (named after the folder) through the search's own storage (SQLite in
+    WAL mode), closed as a finished search leaves it."""
+    from shufflenet_nas.nas.storage import make_storage
+
+    directory.mkdir(parents=True, exist_ok=True)
+    storage = make_storage(f"sqlite:///{directory / 'study.db'}")
+    study = make_study(trials, storage=storage, name=directory.name, **settings)
+    storage.engine.dispose()  # the search has ended: no -wal / -shm files
     return study
 
 

@@ -223,3 +223,15 @@ def test_networks_without_shuffle_build_and_name_their_modules_as_with_it() -> N
     v1_off = build_model("shufflenet_v1_g3_x0_5_noshuffle")
     assert [name for name, _ in v1_off.named_children()] == [name for name, _ in off.named_children()]
     assert v1_off.stage2[1].branch2[3].kernel_size == (3, 3)  # the depthwise conv moves up into the shuffle's place
+
+
+def test_zero_init_residual_makes_every_residual_unit_the_identity() -> None:
+    import torch
+
+    from shufflenet_nas.search_spaces import BASELINES, build
+
+    model = build(BASELINES["shufflenet_v1_g3_x0_5"].genotype.with_resolution(32)).eval()
+    residual = [unit for stage in model.stages() for unit in stage if unit.residual]
+    assert model.zero_init_residual() == len(residual) == 13  # 3 + 7 + 3 stride-1 units
+    features = torch.rand(2, residual[0].branch2[0].in_channels, 8, 8)  # non-negative, as after a ReLU
+    assert torch.equal(residual[0](features), features)

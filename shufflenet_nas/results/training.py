@@ -1,0 +1,122 @@
+"""Training what a study found: its Pareto front, its best architectures or chosen trials, and the paper models
+it was seeded with, one after another with one recipe and seed. Weights go beside the study
+(``<study>/weights/<arch_id>.pt``), accuracy into the study (``trained/<arch_id>``, see ``rows.TRAINED_PREFIX``),
+where ``show``, ``summarise`` and ``validate-proxy --against STUDY`` read it. A killed run resumes where it was:
+finished architectures are not trained again, the one in progress continues from its last epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from shufflenet_nas.errors import InvalidArgumentError
+from shufflenet_nas.nas.data import Dataset
+from shufflenet_nas.nas.train_architecture import TrainedModel, TrainProgress, train_architecture
+from shufflenet_nas.nas.training import TrainRecipe
+from shufflenet_nas.results.rows import TRAINED_PREFIX, TrialRow
+from shufflenet_nas.results.summary import StudySummary
+from shufflenet_nas.search_spaces import Genotype
+
+WEIGHTS_DIR = "weights"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which of a study's architectures to train; the paper models it evaluated too, unless ``baselines`` is off."""
+
+    pareto: bool = False
+    best_v1: bool = False
+    best_v2: bool = False
+    trials: tuple[int, ...] = ()
+    baselines: bool = True
+
+
+def select_rows(summary: StudySummary, selection: Selection) -> list[TrialRow]:
+    """The rows ``selection`` names, each architecture once: the front, the bests, the trials, then the baselines."""
+    if not (selection.pareto or selection.best_v1 or selection.best_v2 or selection.trials):
+        raise InvalidArgumentError("say what to train: `pareto`, `best_v1`, `best_v2` or `trials`")
+    chosen: list[TrialRow] = list(summary.pareto) if selection.pareto else []
+    for wanted, family in ((selection.best_v1, "V1-style"), (selection.best_v2, "V2-style")):
+        if not wanted:
+            continue
+        if family not in summary.best:
+            reason = summary.no_best.get(family, f"the study did not search {family} architectures")
+            flag = "best_v1" if family == "V1-style" else "best_v2"
+            raise InvalidArgumentError(f"`{flag}`: study {summary.study_name!r} has no best {family} ({reason})")
+        chosen.append(summary.best[family])
+    by_number = {row.number: row for row in [*summary.trials, *summary.baselines]}
+    for number in selection.trials:
+        if number not in by_number:
+            raise InvalidArgumentError(
+                f"trial {number} of study {summary.study_name!r} is no result (`shufflenet-nas show --all` says "
+                "why); give a trial the study's results list"
+            )
+        chosen.append(by_number[number])
+    if selection.baselines:
+        chosen += summary.baselines
+    unique: dict[str, TrialRow] = {}
+    for row in chosen:
+        unique.setdefault(row.arch_id, row)
+    return list(unique.values())
+
+
+def record_training(study: optuna.Study, row: TrialRow, trained: TrainedModel, study_dir: Path) -> dict[str, Any]:
+    """Store ``trained``'s figures in the study as ``trained/<arch_id>``; returns the record."""
+    weights = trained.weights.relative_to(study_dir) if trained.weights.is_relative_to(study_dir) else trained.weights
+    record = {
+        "accuracy_top1": trained.top1,
+        "accuracy_top5": trained.top5,
+        "epochs": len(trained.history),
+        "diverged": trained.diverged,
+        "trial": row.number,
+        "baseline": row.baseline,
+        "genotype": row.genotype,
+        "trained_genotype": trained.genotype,
+        "recipe": trained.recipe.to_dict(),
+        "recipe_text": trained.recipe.describe(),
+        "seed": trained.seed,
+        "data": trained.data,
+        "weights": str(weights),
+        "device": trained.device,
+    }
+    study.set_user_attr(TRAINED_PREFIX + row.arch_id, record)
+    return record
+
+
+def train_rows(
+    study: optuna.Study,
+    rows: list[TrialRow],
+    data: Dataset,
+    recipe: TrainRecipe,
+    *,
+    study_dir: Path,
+    seed: int = 0,
+    device: str = "cpu",
+    restart: bool = False,
+    on_start: Callable[[TrialRow, int, int], None] | None = None,
+    on_progress: Callable[[TrainProgress], None] | None = None,
+) -> list[tuple[TrialRow, TrainedModel]]:
+    """Train ``rows`` one after another (``train_architecture`` with weights in ``<study_dir>/weights``) and
+    record each in ``study`` as it finishes. ``on_start(row, index, count)`` announces each."""
+    done = []
+    for index, row in enumerate(rows):
+        if on_start is not None:
+            on_start(row, index, len(rows))
+        trained = train_architecture(
+            Genotype.from_string(row.genotype),
+            data,
+            recipe,
+            out_dir=study_dir / WEIGHTS_DIR,
+            name=row.arch_id,
+            seed=seed,
+            device=device,
+            restart=restart,
+            on_progress=on_progress,
+        )
+        record_training(study, row, trained, study_dir)
+        done.append((row, trained))
+    return done
