@@ -32,7 +32,9 @@ from shufflenet_nas.errors import ShuffleNetNASError, mask_password
 if TYPE_CHECKING:
     import optuna
 
+    from shufflenet_nas.nas.data import Dataset
     from shufflenet_nas.nas.search import SearchConfig
+    from shufflenet_nas.nas.training import TrainRecipe
     from shufflenet_nas.results.summary import StudySummary
 
 FamilyOption = choice_option(Family, "--family", "v1, v2 or mixed (both, emitting the best of each).")
@@ -92,6 +94,14 @@ def search(
     ] = 1,
     resolution: Annotated[int | None, typer.Option("--resolution", help="Override the input resolution.")] = None,
     space_shuffle: SpaceShuffleOption = False,
+    proxy_refine: Annotated[
+        int,
+        typer.Option(
+            help="After the search, train the front's K highest-proxy architectures and the paper models they "
+            "are compared with on --data (the `train` recipe), and rank by trained top-1. 0: off."
+        ),
+    ] = 0,
+    refine_epochs: Annotated[int, typer.Option(help="Epochs of --proxy-refine's training.")] = 5,
     json_output: JsonOption = False,
 ) -> None:
     """Search the ShuffleNet space for fast, accurate architectures under a FLOPs budget.
@@ -103,6 +113,7 @@ def search(
     from shufflenet_nas.nas.data import load_dataset
     from shufflenet_nas.nas.proxies import check_proxy_names
     from shufflenet_nas.nas.search import Interrupted, SearchConfig, run_search, run_workers
+    from shufflenet_nas.results.rows import RANK_PROXY
     from shufflenet_nas.results.summary import remeasure_front, summarise, write_artifacts
     from shufflenet_nas.search_spaces import SpaceRanges
     from shufflenet_nas.units import parse_flops, parse_latency_ms, parse_params
@@ -142,6 +153,13 @@ def search(
         raise UsageError(f"--workers {workers}: give 1 to {os.cpu_count()} (this machine's logical CPUs)")
     if timeout is not None and not 0 < timeout < float("inf"):
         raise UsageError(f"--timeout {timeout}: give a positive number of seconds")
+    if proxy_refine < 0 or (proxy_refine and dataset is None):
+        raise UsageError(f"--proxy-refine {proxy_refine}: give 0 (off), or 1 or more with --data DIR to train on")
+    refine_recipe = None
+    if proxy_refine:
+        from shufflenet_nas.nas.training import TrainRecipe
+
+        refine_recipe = TrainRecipe(epochs=refine_epochs)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress bar and messages say what happens
     from_data = " (from --data)" if dataset is not None and resolution_option is None else ""
     err.print(
@@ -168,6 +186,10 @@ def search(
     if latency is LatencyMode.lut and not interrupted:
         err.print("re-measuring the Pareto front on the device ...")
         remeasure_front(finished, measured)
+    if refine_recipe is not None and dataset is not None and not interrupted:
+        _refine(finished, proxy_refine, dataset, refine_recipe, config, json_output)
+    elif finished.user_attrs.get("rank_by") not in (None, RANK_PROXY):
+        finished.set_user_attr("rank_by", RANK_PROXY)  # this run did not refine: rank by the proxy again
     summary = summarise(finished)
     paths = write_artifacts(summary, config.study_dir)
     _render(summary, json_output)
@@ -176,6 +198,28 @@ def search(
         raise typer.Exit(interrupt_exit_code(interrupted))
     if not summary.trials:
         raise ShuffleNetNASError(_nothing_found(summary, config))
+
+
+def _refine(
+    study: optuna.Study, k: int, dataset: Dataset, recipe: TrainRecipe, config: SearchConfig, json_output: bool
+) -> None:
+    """--proxy-refine: train the front's best by proxy and the paper models, then rank by trained top-1."""
+    from shufflenet_nas.cli.train import announce, training_display
+    from shufflenet_nas.results.training import refine_by_training
+
+    err.print(f"--proxy-refine {k}: training on {escape(dataset.describe())}; {recipe.describe()}", highlight=False)
+    with training_display(json_output) as show_progress:
+        refine_by_training(
+            study,
+            k,
+            dataset,
+            recipe,
+            study_dir=config.study_dir,
+            seed=config.seed or 0,
+            device="cuda" if config.measure.target == "gpu" else "cpu",
+            on_start=announce,
+            on_progress=show_progress,
+        )
 
 
 def _nothing_found(summary: StudySummary, config: SearchConfig) -> str:
@@ -286,7 +330,8 @@ def _results_table(summary: StudySummary) -> Table:
     """The Pareto front, every paper baseline (marked where it is no result) and each family's best."""
     from shufflenet_nas.results.rows import LATENCY_FORMAT, PROXY_FORMAT
 
-    table = Table(title="Pareto front (latency vs proxy) and paper baselines")
+    ranked = "top-1" if summary.ranked_by_accuracy else "proxy"
+    table = Table(title=f"Pareto front (latency vs {ranked}) and paper baselines")
     trained = any(row.accuracy_top1 is not None for row in summary.shown_rows())
     columns = ("", "trial", "family", "MFLOPs", "params", "latency ms", "proxy", *_TRAINED * trained, "arch_id")
     for column in columns:

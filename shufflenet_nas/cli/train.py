@@ -106,7 +106,7 @@ def train(
     genotype = arch_from_argument(source)
     from shufflenet_nas.nas.train_architecture import train_architecture
 
-    with _display(json_output) as show:
+    with training_display(json_output) as show:
         trained = train_architecture(
             genotype,
             dataset,
@@ -140,12 +140,7 @@ def _train_study(
     with parameters_of("source"):
         study = load_study(study_dir, writable=True)
     rows = select_rows(summarise(study), selection)
-    with _display(json_output) as show:
-
-        def announce(row: TrialRow, index: int, count: int) -> None:
-            what = row.baseline or f"trial {row.number}"
-            err.print(f"[bold]{index + 1}/{count}[/bold] {escape(what)} ({row.arch_id}, {row.family})")
-
+    with training_display(json_output) as show:
         done = train_rows(
             study,
             rows,
@@ -180,6 +175,12 @@ def _train_study(
     err.print(f"weights in {study_dir / 'weights'}; `shufflenet-nas show {study_dir}` prints the accuracy")
 
 
+def announce(row: TrialRow, index: int, count: int) -> None:
+    """``2/5 shufflenet_v2_x1_0 (57e96f55b205, V2-style)``: which of a study's architectures trains now."""
+    what = row.baseline or f"trial {row.number}"
+    err.print(f"[bold]{index + 1}/{count}[/bold] {escape(what)} ({row.arch_id}, {row.family})")
+
+
 def _final_line(arch_id: str, trained: TrainedModel) -> str:
     held_out = trained.data["val_images"]
     if trained.diverged:
@@ -192,7 +193,7 @@ def _final_line(arch_id: str, trained: TrainedModel) -> str:
 
 
 @contextmanager
-def _display(json_output: bool) -> Iterator[Callable[[TrainProgress], None]]:
+def training_display(json_output: bool) -> Iterator[Callable[[TrainProgress], None]]:
     """Training progress on stderr: a bar within the epoch on a terminal, and one line per finished epoch."""
     with ExitStack() as stack:
         bar = stack.enter_context(progress("training")) if err.is_terminal and not json_output else None

@@ -20,6 +20,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "shufflenet_nas.nas.proxies": ["PROXY_NAMES", "ProxyScore", "compute_proxies"],
         "shufflenet_nas.nas.data": ["Dataset", "load_dataset"],
         "shufflenet_nas.nas.short_training": ["TrainConfig", "short_train"],
+        "shufflenet_nas.nas.training": ["TrainRecipe"],
+        "shufflenet_nas.nas.train_architecture": ["TrainedModel", "train_architecture"],
         "shufflenet_nas.nas.validation": [
             "validate_against_paper",
             "validate_against_results",

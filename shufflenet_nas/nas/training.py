@@ -89,8 +89,8 @@ class TrainRecipe:
             f"(warm-up {self.warmup_epochs:g} epochs or half the run, cosine), "
             f"weight decay {self.weight_decay:g} (not on BN/bias), "
             f"label smoothing {self.label_smoothing:g}, {crop}"
-            + (", residual branches zero-initialised" if self.zero_init_residual else "")
             + (", flip" if self.flip else "")
+            + (", residual branches zero-initialised" if self.zero_init_residual else "")
             + (f", BatchNorm statistics recomputed on {self.batchnorm_images} images" if self.batchnorm_images else "")
         )
 

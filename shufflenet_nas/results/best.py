@@ -11,6 +11,7 @@ widest seeded V2 model, V1-style: the seeded V1 model with the highest proxy. ``
 * else: the highest proxy (``RULE_PROXY``).
 
 Proxies that print the same (``PROXY_FORMAT``) count as equal; between equal proxies the faster architecture wins.
+Every rule ranks by a row's ``score``: its proxy, or its trained top-1 after ``search --proxy-refine``.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def pareto_front(rows: list[TrialRow]) -> list[TrialRow]:
     the same are equal: of two such rows only the faster is on the front."""
 
     def dominates(o: TrialRow, r: TrialRow) -> bool:
-        higher = o.proxy > r.proxy and not same_proxy(o.proxy, r.proxy)
-        return o.latency_ms <= r.latency_ms and reaches(o.proxy, r.proxy) and (o.latency_ms < r.latency_ms or higher)
+        higher = o.score > r.score and not same_proxy(o.score, r.score)
+        return o.latency_ms <= r.latency_ms and reaches(o.score, r.score) and (o.latency_ms < r.latency_ms or higher)
 
     front = [r for r in rows if not any(dominates(o, r) for o in rows)]
     return sorted(front, key=lambda r: r.latency_ms)
@@ -61,13 +62,13 @@ def faster(latency_ms: float, reference_ms: float) -> bool:
 
 def fastest(rows: Iterable[TrialRow]) -> TrialRow:
     """The lowest latency; ties to the higher proxy, then the earlier trial."""
-    return min(rows, key=lambda r: (r.latency_ms, -r.proxy, r.number))
+    return min(rows, key=lambda r: (r.latency_ms, -r.score, r.number))
 
 
 def highest_proxy(rows: list[TrialRow]) -> TrialRow:
     """The highest proxy; proxies that print the same or lie within ``TIE_REL`` of it go to the faster."""
-    top = max(r.proxy for r in rows)
-    tied = [r for r in rows if same_proxy(r.proxy, top) or abs(top - r.proxy) <= TIE_REL * abs(top)]
+    top = max(r.score for r in rows)
+    tied = [r for r in rows if same_proxy(r.score, top) or abs(top - r.score) <= TIE_REL * abs(top)]
     return fastest(tied)
 
 
@@ -81,7 +82,7 @@ def family_references(baselines: list[TrialRow], floor: object = None) -> dict[s
         if named is not None:
             references[family] = named
         elif own and family == "V2-style":
-            references[family] = max(own, key=lambda r: (r.mflops, r.proxy, -r.number))
+            references[family] = max(own, key=lambda r: (r.mflops, r.score, -r.number))
         elif own:
             references[family] = highest_proxy(own)
     return references
@@ -121,15 +122,15 @@ def pick_best(
             good = [
                 r
                 for r in candidates
-                if reaches(r.proxy, reference.proxy) and faster(r.latency_ms, reference.latency_ms)
+                if reaches(r.score, reference.score) and faster(r.latency_ms, reference.latency_ms)
             ]
             if good:
                 best[family] = fastest(good)
             elif candidates:
                 no_best[family] = (
-                    f"no {family} architecture was faster than {reference.baseline} at its proxy or better "
-                    f"({reference.baseline}: {reference.latency_ms:{LATENCY_FORMAT}} ms, "
-                    f"proxy {reference.proxy:{PROXY_FORMAT}})"
+                    f"no {family} architecture was faster than {reference.baseline} at its {reference.score_name} or "
+                    f"better ({reference.baseline}: {reference.latency_ms:{LATENCY_FORMAT}} ms, "
+                    f"{reference.score_name} {reference.score_text})"
                 )
         else:
             rules[family] = RULE_PROXY

@@ -17,6 +17,8 @@ _SEARCHED = {"v1": ("V1-style",), "v2": ("V2-style",)}
 # Trained accuracy of an architecture lives in the study's user attribute ``trained/<arch_id>`` (Optuna refuses to
 # change a finished trial's attributes); rows show it on every trial of that architecture.
 TRAINED_PREFIX = "trained/"
+RANK_PROXY = "proxy"
+RANK_ACCURACY = "accuracy_top1"  # after `search --proxy-refine`: the study's ``rank_by`` setting
 
 # How a family's best was chosen (``StudySummary.rules``).
 RULE_REFERENCE = "reference"  # fastest with proxy >= the family's paper model and lower latency
@@ -44,6 +46,23 @@ class TrialRow:
     why_not: str | None = None  # why a (baseline) row is not a result: "below the proxy floor (...)"
     accuracy_top1: float | None = None  # trained held-out accuracy (0..1), where `train` recorded one
     accuracy_top5: float | None = None
+    rank_by: str = RANK_PROXY  # the figure the summary ranks by: RANK_PROXY, or RANK_ACCURACY after a refinement
+
+    @property
+    def score(self) -> float:
+        """What the front and the best are chosen by: the proxy, or the trained top-1 (``rank_by``)."""
+        if self.rank_by == RANK_ACCURACY:
+            return math.nan if self.accuracy_top1 is None else self.accuracy_top1
+        return self.proxy
+
+    @property
+    def score_name(self) -> str:
+        return "top-1" if self.rank_by == RANK_ACCURACY else "proxy"
+
+    @property
+    def score_text(self) -> str:
+        """The score as printed: ``91.7%`` top-1, or the proxy in ``PROXY_FORMAT``."""
+        return f"{100 * self.score:.1f}%" if self.rank_by == RANK_ACCURACY else f"{self.proxy:{PROXY_FORMAT}}"
 
 
 @dataclass(frozen=True)

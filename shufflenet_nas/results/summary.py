@@ -5,7 +5,7 @@ re-measured after a lookup-table search (``remeasure_front``) replace the predic
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,9 @@ class Comparison:
             "latency_change_pct": round(self.change_pct, 2),
             "proxy": self.row.proxy,
             "baseline_proxy": self.reference.proxy,
+            "ranked_by": self.row.rank_by,
+            "accuracy_top1": self.row.accuracy_top1,
+            "baseline_accuracy_top1": self.reference.accuracy_top1,
         }
 
     def text(self) -> str:
@@ -60,7 +63,7 @@ class Comparison:
         return (
             f"{abs(change):.1f}% {'lower' if change < 0 else 'higher'} latency than {self.reference.baseline} "
             f"({self.row.latency_ms:{LATENCY_FORMAT}} vs {self.reference.latency_ms:{LATENCY_FORMAT}} ms; "
-            f"proxy {self.row.proxy:{PROXY_FORMAT}} vs {self.reference.proxy:{PROXY_FORMAT}})"
+            f"{self.row.score_name} {self.row.score_text} vs {self.reference.score_text})"
         )
 
 
@@ -144,11 +147,26 @@ class StudySummary:
             parts.append("the highest proxy (no paper model to compare with)")
         if not parts:
             return ""
-        return (
+        text = (
             "best of each family = "
             + "; ".join(parts)
             + "; proxies equal as printed count as equal (the faster wins); paper models are never best"
         )
+        refine = self.settings.get("refine")
+        if self.ranked_by_accuracy and isinstance(refine, dict):
+            text = (
+                f"ranked by trained top-1, not the proxy (--proxy-refine {refine.get('k')}: the front's "
+                f"{refine.get('k')} highest-proxy architectures and the paper models trained "
+                f"{refine.get('epochs')} epochs; untrained architectures are left out); "
+                + text.replace("proxy of the family", "top-1 of the family")
+                .replace("the highest proxy", "the highest top-1")
+                .replace("proxies equal", "scores equal")
+            )
+        return text
+
+    @property
+    def ranked_by_accuracy(self) -> bool:
+        return self.settings.get("rank_by") == rows_module.RANK_ACCURACY
 
     def training_text(self) -> str:
         """One line on the trained accuracy the rows show: how many, with which recipe and data; a warning where
@@ -268,7 +286,12 @@ def summarise(study: optuna.Study, every_trial: bool = False) -> StudySummary:
     rows = evaluated_rows(study)
     reward = settings.get("objective") == "reward"
     baselines = baseline_rows(study)
-    references = family_references(baselines, settings.get("proxy_floor"))
+    ranked = baselines
+    if settings.get("rank_by") == rows_module.RANK_ACCURACY:  # after --proxy-refine: trained rows, by top-1
+        rows = [replace(r, rank_by=rows_module.RANK_ACCURACY) for r in rows if r.accuracy_top1 is not None]
+        baselines = [replace(r, rank_by=rows_module.RANK_ACCURACY) for r in baselines]
+        ranked = [r for r in baselines if r.accuracy_top1 is not None]
+    references = family_references(ranked, settings.get("proxy_floor"))
     best, no_best, rules = pick_best(rows, references, settings, searched_families(settings))
     front = sorted(rows, key=lambda r: -(r.reward or 0))[:10] if reward else pareto_front(rows)
     return StudySummary(

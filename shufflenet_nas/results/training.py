@@ -2,7 +2,8 @@
 it was seeded with, one after another with one recipe and seed. Weights go beside the study
 (``<study>/weights/<arch_id>.pt``), accuracy into the study (``trained/<arch_id>``, see ``rows.TRAINED_PREFIX``),
 where ``show``, ``summarise`` and ``validate-proxy --against STUDY`` read it. A killed run resumes where it was:
-finished architectures are not trained again, the one in progress continues from its last epoch."""
+finished architectures are not trained again, the one in progress continues from its last epoch.
+``refine_by_training`` is ``search --proxy-refine``: the study then ranks by trained top-1."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from shufflenet_nas.errors import InvalidArgumentError
 from shufflenet_nas.nas.data import Dataset
 from shufflenet_nas.nas.train_architecture import TrainedModel, TrainProgress, train_architecture
 from shufflenet_nas.nas.training import TrainRecipe
-from shufflenet_nas.results.rows import TRAINED_PREFIX, TrialRow
-from shufflenet_nas.results.summary import StudySummary
+from shufflenet_nas.results.rows import RANK_ACCURACY, RANK_PROXY, TRAINED_PREFIX, TrialRow
+from shufflenet_nas.results.summary import StudySummary, summarise
 from shufflenet_nas.search_spaces import Genotype
 
 WEIGHTS_DIR = "weights"
@@ -119,4 +120,40 @@ def train_rows(
         )
         record_training(study, row, trained, study_dir)
         done.append((row, trained))
+    return done
+
+
+def refine_by_training(
+    study: optuna.Study,
+    k: int,
+    data: Dataset,
+    recipe: TrainRecipe,
+    *,
+    study_dir: Path,
+    seed: int = 0,
+    device: str = "cpu",
+    on_start: Callable[[TrialRow, int, int], None] | None = None,
+    on_progress: Callable[[TrainProgress], None] | None = None,
+) -> list[tuple[TrialRow, TrainedModel]]:
+    """``search --proxy-refine K``: train the ``k`` highest-proxy architectures of the Pareto front and the paper
+    models the families are compared with, then make the study rank by trained top-1 (its ``rank_by``)."""
+    if k < 1:
+        raise InvalidArgumentError(f"k={k}: give the number of front architectures to train, 1 or more")
+    study.set_user_attr("rank_by", RANK_PROXY)  # the front by proxy, whatever an earlier refinement left
+    summary = summarise(study)
+    front = sorted(summary.pareto, key=lambda row: (-row.proxy, row.latency_ms))[:k]
+    rows = list({row.arch_id: row for row in [*front, *summary.references.values()]}.values())
+    done = train_rows(
+        study,
+        rows,
+        data,
+        recipe,
+        study_dir=study_dir,
+        seed=seed,
+        device=device,
+        on_start=on_start,
+        on_progress=on_progress,
+    )
+    study.set_user_attr("refine", {"k": k, "epochs": recipe.epochs, "trained": [row.number for row in rows]})
+    study.set_user_attr("rank_by", RANK_ACCURACY)
     return done

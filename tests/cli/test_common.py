@@ -54,7 +54,7 @@ runner = CliRunner()
         ("--target gpu: no CUDA GPU; use --target cpu", "--target gpu: no CUDA GPU; use --target cpu"),
         ("233 channels not divisible by groups=8", "233 channels not divisible by groups=8"),
         ("postgresql://u@h/db?password=***&seed=1", "postgresql://u@h/db?password=***&seed=1"),
-        ("run `shufflenet-nas show --all` or `lr`", "run `shufflenet-nas show --all` or `lr`"),
+        ("run `shufflenet-nas show --all` or `momentum`", "run `shufflenet-nas show --all` or `momentum`"),
         ("num_classes=0", "num_classes=0"),
     ],
 )
@@ -113,11 +113,24 @@ NO_FLAG = {
     "progress",
     "train_config",  # its fields are mapped
     "table",
-    "lr",
-    "momentum",
+    "momentum",  # TrainConfig, TrainRecipe: the recipe's fixed parts
     "weight_decay",
     "eval_every",
     "val_images",
+    "warmup_epochs",
+    "label_smoothing",
+    "crop_scale",
+    "flip",
+    "mixed_precision",
+    "batchnorm_images",
+    "zero_init_residual",
+    "name",  # train_architecture's file name: the arch id
+    "on_start",
+    "writable",  # load_study: train opens the study to record accuracy
+    "recipe",
+    "rows",
+    "study",  # train_rows: the opened study
+    "study_dir",  # train_rows: train's SOURCE
 }
 
 
@@ -128,13 +141,17 @@ def test_every_library_parameter_has_a_flag_or_is_known_to_have_none() -> None:
     from shufflenet_nas.nas.lut import LatencyTable, compare
     from shufflenet_nas.nas.proxies import compute_proxies
     from shufflenet_nas.nas.short_training import TrainConfig
+    from shufflenet_nas.nas.train_architecture import train_architecture
+    from shufflenet_nas.nas.training import TrainRecipe
     from shufflenet_nas.nas.validation import validate_against_paper, validate_against_training
+    from shufflenet_nas.results.training import Selection, train_rows
     from shufflenet_nas.search_spaces import SearchSpace
 
     apis = [MeasureConfig, _search_module("SearchConfig"), _search_module("run_search"), _search_module("run_workers")]
     apis += [measure_latency, build_model, validate_against_results]
     apis += [load_dataset, compute_proxies, validate_against_paper, validate_against_training, load_study]
     apis += [SearchSpace, LatencyTable.open, compare]
+    apis += [TrainRecipe, train_architecture, Selection, train_rows]
     names = {name for api in apis for name in _parameters(api)} - {"self", "cls"}
     names |= {f"train_config.{name}" for name in _parameters(TrainConfig)}
     unmapped = {name for name in names if cli_errors._flag(name) is None and name.split(".")[-1] not in NO_FLAG}

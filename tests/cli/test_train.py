@@ -160,3 +160,23 @@ def test_bad_input_is_one_line_with_an_exit_code(
 def test_missing_data_is_a_one_line_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "shufflenet_v2_x0_5", "--data", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "--data" in result.stderr and "no such directory" in result.stderr
+
+
+def test_search_proxy_refine_trains_the_front_and_ranks_by_top1(shapes_dir: Path, tmp_path: Path) -> None:
+    args = ["search", "--target", "cpu", "--budget", "10MFLOPs", "--data", str(shapes_dir), "--max-time", "0.05"]
+    args += ["--results-dir", str(tmp_path), "--study", "refined", "--seed", "0"]
+    result = runner.invoke(app, [*args, "--n-trials", "4", "--proxy-refine", "1", "--refine-epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "--proxy-refine 1: training on imagefolder" in result.stderr and "epoch   1/1" in result.stderr
+    assert (
+        "Pareto front (latency vs top-1)" in result.stdout and "ranked by trained top-1, not the proxy" in result.stdout
+    )
+    summary = json.loads((tmp_path / "refined" / "pareto.json").read_text())
+    assert summary["settings"]["rank_by"] == "accuracy_top1" and summary["pareto"]
+    assert all(row["rank_by"] == "accuracy_top1" and row["accuracy_top1"] is not None for row in summary["pareto"])
+    assert len(summary["trained"]) == len(list((tmp_path / "refined" / "weights").glob("*.pt"))) >= 1
+    again = runner.invoke(app, [*args, "--n-trials", "1"])  # a run without --proxy-refine ranks by the proxy
+    assert again.exit_code == 0, again.output
+    assert "Pareto front (latency vs proxy)" in again.stdout and "ranked by trained top-1" not in again.stdout
+    refused = runner.invoke(app, ["search", "--proxy-refine", "2", "--n-trials", "1"])
+    assert refused.exit_code == 2 and "--proxy-refine 2: give 0 (off), or 1 or more with --data DIR" in refused.stderr

@@ -221,3 +221,25 @@ def test_pareto_json_keeps_its_old_fields(tmp_path: Path) -> None:
 def test_pareto_front_counts_printed_ties_once() -> None:
     rows = summarise(make_study([T(18.6, 108.260, variant=1), T(14.1, 108.255, variant=2)])).trials
     assert [r.number for r in pareto_front(rows)] == [1]
+
+
+def test_ranked_by_trained_top1_the_best_is_the_fastest_that_trains_as_well_as_the_paper_model() -> None:
+    low_proxy_accurate = T(9.0, 100.0, variant=1)  # below V2 1.0x's proxy, but trains better
+    high_proxy_poor = T(8.0, 120.0, variant=2)  # the proxy's pick: fastest and highest proxy, trains worse
+    untrained = T(7.0, 130.0, variant=3)
+    study = make_study([V2_REF, low_proxy_accurate, high_proxy_poor, untrained])
+    assert numbers(summarise(study)) == {V2: 3}  # by the proxy: the untrained, fastest one
+    accuracy = {0: 0.70, 1: 0.72, 2: 0.65}
+    for trial in study.get_trials():
+        if trial.number in accuracy:
+            record = {"accuracy_top1": accuracy[trial.number], "accuracy_top5": 0.9, "genotype": "g", "seed": 0}
+            study.set_user_attr(f"trained/{trial.user_attrs['arch_id']}", record)
+    study.set_user_attr("rank_by", "accuracy_top1")
+    study.set_user_attr("refine", {"k": 2, "epochs": 5})
+    summary = summarise(study)
+    assert numbers(summary) == {V2: 1} and [row.number for row in summary.pareto] == [2, 1]
+    assert summary.comparison(V2).text() == (
+        "19.3% lower latency than shufflenet_v2_x1_0 (9.000 vs 11.146 ms; top-1 72.0% vs 70.0%)"
+    )
+    assert summary.rule_text().startswith("ranked by trained top-1, not the proxy (--proxy-refine 2")
+    assert "3 architectures trained with one recipe and seed 0" in summary.training_text()
