@@ -98,6 +98,7 @@ FLAGS: dict[str, Flag] = {
     "device": Flag("--device"),
     "out_dir": Flag("--out"),
     "restart": Flag("--restart"),
+    "flip": Flag("--flip", off="--no-flip"),
     "pareto": Flag("--pareto"),
     "best_v1": Flag("--best-v1"),
     "best_v2": Flag("--best-v2"),

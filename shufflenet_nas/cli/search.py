@@ -207,7 +207,11 @@ def _refine(
     from shufflenet_nas.cli.train import announce, training_display
     from shufflenet_nas.results.training import refine_by_training
 
-    err.print(f"--proxy-refine {k}: training on {escape(dataset.describe())}; {recipe.describe()}", highlight=False)
+    err.print(
+        f"--proxy-refine {k}: training on {escape(dataset.describe())}; {recipe.describe()}",
+        highlight=False,
+        soft_wrap=True,
+    )
     with training_display(json_output) as show_progress:
         refine_by_training(
             study,

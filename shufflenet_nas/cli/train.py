@@ -39,6 +39,9 @@ def train(
     epochs: Annotated[int, typer.Option(help="Epochs over the training split.")] = 30,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate (after the warm-up).")] = 0.05,
+    flip: Annotated[
+        bool, typer.Option(help="Random horizontal flips (turn off where a mirror image means another class).")
+    ] = True,
     resolution: Annotated[
         int | None, typer.Option(help="Resize ImageFolder images to this square size (default: their common size).")
     ] = None,
@@ -47,7 +50,7 @@ def train(
     threads: Annotated[int | None, typer.Option(help="CPU threads for training (default: PyTorch's).")] = None,
     out_dir: Annotated[
         Path | None,
-        typer.Option("--out", help="Folder for the checkpoint and weights of ARCH (default results/train)."),
+        typer.Option("--out", help="Folder for the checkpoint and weights of ARCH (default results/train/<data>)."),
     ] = None,
     restart: Annotated[bool, typer.Option(help="Discard a checkpoint or weights from other settings.")] = False,
     pareto: Annotated[bool, typer.Option(help="Train the study's Pareto front.", rich_help_panel=_SELECTION)] = False,
@@ -92,11 +95,11 @@ def train(
         if threads < 1:
             raise UsageError(f"--threads {threads}: give 1 or more")
         torch.set_num_threads(threads)
-    recipe = TrainRecipe(epochs=epochs, batch_size=batch_size, lr=lr)
+    recipe = TrainRecipe(epochs=epochs, batch_size=batch_size, lr=lr, flip=flip)
     resolved_device = training_device(device.value)
     dataset = load_dataset(data, resolution)
-    err.print(f"data: {escape(dataset.describe())}", highlight=False)
-    err.print(f"recipe: {recipe.describe()}; seed {seed}; device {resolved_device}", highlight=False)
+    err.print(f"data: {escape(dataset.describe())}", highlight=False, soft_wrap=True)
+    err.print(f"recipe: {recipe.describe()}; seed {seed}; device {resolved_device}", highlight=False, soft_wrap=True)
     if is_study:
         from shufflenet_nas.results.training import Selection
 
@@ -111,7 +114,7 @@ def train(
             genotype,
             dataset,
             recipe,
-            out_dir=out_dir or Path("results/train"),
+            out_dir=out_dir or Path("results") / "train" / dataset.path.resolve().name,
             seed=seed,
             device=resolved_device,
             restart=restart,
@@ -120,7 +123,7 @@ def train(
     if json_output:
         print_json(trained.to_dict())
         return
-    out.print(_final_line(genotype.arch_id, trained), highlight=False)
+    out.print(_final_line(genotype.arch_id, trained), highlight=False, soft_wrap=True)
 
 
 def _train_study(
@@ -188,7 +191,8 @@ def _final_line(arch_id: str, trained: TrainedModel) -> str:
     how = "already trained with these settings; " if trained.reused else ""
     return (
         f"{arch_id}  top-1 {100 * trained.top1:.1f}%  top-5 {100 * trained.top5:.1f}%  after "
-        f"{len(trained.history)} epochs on {held_out} held-out images · {how}weights {trained.weights}"
+        f"{len(trained.history)} epoch{'s' * (len(trained.history) != 1)} on {held_out} held-out images · "
+        f"{how}weights {trained.weights}"
     )
 
 

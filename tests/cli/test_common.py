@@ -120,7 +120,6 @@ NO_FLAG = {
     "warmup_epochs",
     "label_smoothing",
     "crop_scale",
-    "flip",
     "mixed_precision",
     "batchnorm_images",
     "zero_init_residual",
