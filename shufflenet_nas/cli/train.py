@@ -17,11 +17,12 @@ from shufflenet_nas.cli.errors import UsageError, parameters_of
 from shufflenet_nas.cli.progress import progress
 
 if TYPE_CHECKING:
+    import optuna
+
     from shufflenet_nas.nas.data import Dataset
     from shufflenet_nas.nas.train_architecture import TrainedModel, TrainProgress
     from shufflenet_nas.nas.training import TrainRecipe
     from shufflenet_nas.results.rows import TrialRow
-    from shufflenet_nas.results.training import Selection
 
 Device = Choice("Device", "auto cpu gpu")
 DeviceOption = choice_option(Device, "--device", "auto (a CUDA GPU where PyTorch sees one, else cpu), cpu or gpu.")
@@ -97,16 +98,21 @@ def train(
         torch.set_num_threads(threads)
     recipe = TrainRecipe(epochs=epochs, batch_size=batch_size, lr=lr, flip=flip)
     resolved_device = training_device(device.value)
+    if is_study:  # what to train is settled before the data is read
+        from shufflenet_nas.results import load_study, summarise
+        from shufflenet_nas.results.training import Selection, select_rows
+
+        with parameters_of("source"):
+            study = load_study(study_dir, writable=True)
+        rows = select_rows(summarise(study), Selection(pareto, best_v1, best_v2, tuple(trial or ()), baselines))
+    else:
+        genotype = arch_from_argument(source)
     dataset = load_dataset(data, resolution)
     err.print(f"data: {escape(dataset.describe())}", highlight=False, soft_wrap=True)
     err.print(f"recipe: {recipe.describe()}; seed {seed}; device {resolved_device}", highlight=False, soft_wrap=True)
     if is_study:
-        from shufflenet_nas.results.training import Selection
-
-        selection = Selection(pareto, best_v1, best_v2, tuple(trial or ()), baselines)
-        _train_study(study_dir, selection, dataset, recipe, seed, resolved_device, restart, json_output)
+        _train_study(study, study_dir, rows, dataset, recipe, seed, resolved_device, restart, json_output)
         return
-    genotype = arch_from_argument(source)
     from shufflenet_nas.nas.train_architecture import train_architecture
 
     with training_display(json_output) as show:
@@ -127,8 +133,9 @@ def train(
 
 
 def _train_study(
+    study: optuna.Study,
     study_dir: Path,
-    selection: Selection,
+    rows: list[TrialRow],
     dataset: Dataset,
     recipe: TrainRecipe,
     seed: int,
@@ -136,13 +143,9 @@ def _train_study(
     restart: bool,
     json_output: bool,
 ) -> None:
-    """Train what ``selection`` picks from the study in ``study_dir``, then a table of the trained."""
-    from shufflenet_nas.results import load_study, summarise
-    from shufflenet_nas.results.training import select_rows, train_rows
+    """Train ``rows`` of ``study`` one after another, then a table of what was trained."""
+    from shufflenet_nas.results.training import train_rows
 
-    with parameters_of("source"):
-        study = load_study(study_dir, writable=True)
-    rows = select_rows(summarise(study), selection)
     with training_display(json_output) as show:
         done = train_rows(
             study,
