@@ -99,6 +99,7 @@ FLAGS: dict[str, Flag] = {
     "out_dir": Flag("--out"),
     "restart": Flag("--restart"),
     "flip": Flag("--flip", off="--no-flip"),
+    "refine.epochs": Flag("--refine-epochs"),  # search --proxy-refine's recipe
     "pareto": Flag("--pareto"),
     "best_v1": Flag("--best-v1"),
     "best_v2": Flag("--best-v2"),

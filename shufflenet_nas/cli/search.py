@@ -24,7 +24,7 @@ from shufflenet_nas.cli.common import (
     choice_option,
     measure_options,
 )
-from shufflenet_nas.cli.console import err, out, print_json
+from shufflenet_nas.cli.console import err, out, percent, print_json
 from shufflenet_nas.cli.errors import UsageError, interrupt_exit_code, parameters_of
 from shufflenet_nas.cli.progress import ProgressBar, progress
 from shufflenet_nas.errors import ShuffleNetNASError, mask_password
@@ -119,7 +119,7 @@ def search(
     from shufflenet_nas.units import parse_flops, parse_latency_ms, parse_params
 
     measured = measure.config()
-    dataset = load_dataset(data) if data is not None else None
+    dataset = load_dataset(data, resolution) if data is not None else None
     check_proxy_names([proxy.value], dataset)
     budget_flops = parse_flops(budget)
     resolution_option = resolution
@@ -159,7 +159,8 @@ def search(
     if proxy_refine:
         from shufflenet_nas.nas.training import TrainRecipe
 
-        refine_recipe = TrainRecipe(epochs=refine_epochs)
+        with parameters_of("refine"):
+            refine_recipe = TrainRecipe(epochs=refine_epochs)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress bar and messages say what happens
     from_data = " (from --data)" if dataset is not None and resolution_option is None else ""
     err.print(
@@ -355,14 +356,10 @@ def _results_table(summary: StudySummary) -> Table:
             f"{row.params:,}",
             f"{row.latency_ms:{LATENCY_FORMAT}}{source}",
             f"{row.proxy:{PROXY_FORMAT}}",
-            *(_percent(row.accuracy_top1), _percent(row.accuracy_top5)) * trained,
+            *(percent(row.accuracy_top1), percent(row.accuracy_top5)) * trained,
             row.arch_id,
         )
     return table
-
-
-def _percent(accuracy: float | None) -> str:
-    return "" if accuracy is None else f"{100 * accuracy:.1f}"
 
 
 def _every_trial_table(summary: StudySummary) -> Table:

@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from shufflenet_nas.cli.common import Choice, JsonOption, arch_from_argument, choice_option
-from shufflenet_nas.cli.console import err, out, print_json
-from shufflenet_nas.cli.errors import UsageError, parameters_of
+from shufflenet_nas.cli.console import err, out, percent, print_json
+from shufflenet_nas.cli.errors import UsageError, parameters_of, show_warning
 from shufflenet_nas.cli.progress import progress
 
 if TYPE_CHECKING:
@@ -104,10 +104,19 @@ def train(
 
         with parameters_of("source"):
             study = load_study(study_dir, writable=True)
-        rows = select_rows(summarise(study), Selection(pareto, best_v1, best_v2, tuple(trial or ()), baselines))
+        summary = summarise(study)
+        rows = select_rows(summary, Selection(pareto, best_v1, best_v2, tuple(trial or ()), baselines))
+        searched_at = summary.settings.get("resolution")
+        resolution = resolution or searched_at  # accuracy at the resolution the latency and FLOPs were taken at
     else:
         genotype = arch_from_argument(source)
     dataset = load_dataset(data, resolution)
+    if is_study and dataset.resolution != searched_at:
+        show_warning(
+            f"the study was searched at {searched_at} px, the data is {dataset.resolution} px: its accuracy "
+            "and its latency and MFLOPs are of different sizes",
+            UserWarning,
+        )
     err.print(f"data: {escape(dataset.describe())}", highlight=False, soft_wrap=True)
     err.print(f"recipe: {recipe.describe()}; seed {seed}; device {resolved_device}", highlight=False, soft_wrap=True)
     if is_study:
@@ -128,8 +137,10 @@ def train(
         )
     if json_output:
         print_json(trained.to_dict())
-        return
-    out.print(_final_line(genotype.arch_id, trained), highlight=False, soft_wrap=True)
+    else:
+        out.print(_final_line(genotype.arch_id, trained), highlight=False, soft_wrap=True)
+    if trained.diverged:
+        raise typer.Exit(1)
 
 
 def _train_study(
@@ -159,6 +170,9 @@ def _train_study(
             on_start=announce,
             on_progress=show,
         )
+    from shufflenet_nas.results import summarise, write_artifacts
+
+    write_artifacts(summarise(study), study_dir)  # summary.md and pareto.json now show the accuracy
     if json_output:
         print_json([{"trial": row.number, "baseline": row.baseline, **t.to_dict()} for row, t in done])
         return
@@ -173,8 +187,8 @@ def _train_study(
             f"{row.mflops:.1f}",
             f"{row.latency_ms:.3f}",
             f"{row.proxy:.4g}",
-            f"{100 * trained.top1:.1f}",
-            f"{100 * trained.top5:.1f}",
+            percent(trained.top1),
+            percent(trained.top5),
             str(len(trained.history)) + (" (diverged)" if trained.diverged else ""),
         )
     out.print(table)
@@ -192,8 +206,9 @@ def _final_line(arch_id: str, trained: TrainedModel) -> str:
     if trained.diverged:
         return f"{arch_id} diverged (the loss became NaN or infinite); lower --lr. Weights: {trained.weights}"
     how = "already trained with these settings; " if trained.reused else ""
+    top5 = f"  top-5 {100 * trained.top5:.1f}%" if trained.top5 is not None else ""
     return (
-        f"{arch_id}  top-1 {100 * trained.top1:.1f}%  top-5 {100 * trained.top5:.1f}%  after "
+        f"{arch_id}  top-1 {100 * trained.top1:.1f}%{top5}  after "
         f"{len(trained.history)} epoch{'s' * (len(trained.history) != 1)} on {held_out} held-out images · "
         f"{how}weights {trained.weights}"
     )
@@ -215,10 +230,10 @@ def training_display(json_output: bool) -> Iterator[Callable[[TrainProgress], No
                 )
             record = update.record
             if record is not None:
+                top5 = f"top-5 {100 * record.top5:5.1f}%  " if record.top5 is not None else ""
                 err.print(
                     f"epoch {record.epoch:>3}/{update.epochs}  loss {record.loss:.4f}  "
-                    f"top-1 {100 * record.top1:5.1f}%  top-5 {100 * record.top5:5.1f}%  "
-                    f"{record.images_per_s:,.0f} img/s  lr {record.lr:.4f}",
+                    f"top-1 {100 * record.top1:5.1f}%  {top5}{record.images_per_s:,.0f} img/s  lr {record.lr:.4f}",
                     highlight=False,
                 )
 

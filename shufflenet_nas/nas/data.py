@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -118,10 +119,15 @@ def load_dataset(data: Path | str, resolution: int | None = None) -> Dataset:
     if resolution is not None and resolution < 8:
         raise InvalidArgumentError(f"resolution={resolution} is too small; use at least 8 pixels")
     for folder in (root, root / "cifar-10-batches-py", root / "cifar-100-python"):
-        if (folder / "data_batch_1").is_file() or (folder / "test_batch").is_file():
-            return _cifar10(folder)
-        if (folder / "train").is_file() and (folder / "test").is_file():
-            return _cifar100(folder)
+        cifar10 = (folder / "data_batch_1").is_file() or (folder / "test_batch").is_file()
+        if cifar10 or ((folder / "train").is_file() and (folder / "test").is_file()):
+            if resolution not in (None, _CIFAR_SIDE):
+                warnings.warn(
+                    f"resolution={resolution} is ignored: {_named(root)} is CIFAR, {_CIFAR_SIDE}x{_CIFAR_SIDE}",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            return _cifar10(folder) if cifar10 else _cifar100(folder)
     return _image_folder(root, resolution)
 
 
@@ -234,10 +240,20 @@ def _decode_all(files: list[tuple[Path, int]], side: int, root: Path) -> tuple[n
     for index, (path, _) in enumerate(files):
         try:
             with _open(path, root) as image:
-                images[index] = _square(image.convert("RGB"), side).transpose(2, 0, 1)
+                images[index] = _square(_rgb(image), side).transpose(2, 0, 1)
         except OSError:
             raise DatasetError(f"{_named(root)}: cannot decode image {path}") from None
     return images, np.array([label for _, label in files], dtype=np.int64)
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit RGB. 16-bit and 32-bit greyscale are scaled to 0..255 first (Pillow's own conversion
+    clips them, turning most pixels white)."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or pixels.max(initial=0) > 255 else 255.0
+        image = Image.fromarray(np.clip(np.round(pixels * 255 / top), 0, 255).astype(np.uint8))
+    return image.convert("RGB")
 
 
 def _square(image: Image.Image, side: int) -> np.ndarray:

@@ -5,8 +5,9 @@ each one (top-1, top-5). In ``out_dir`` it keeps two files named after the archi
 
 - ``<name>.ckpt``, the checkpoint, rewritten atomically after every epoch: model, optimiser, schedule, gradient
   scaler, random generator, epoch, the curve so far, and what identifies the run (genotype, recipe, seed, data).
-  A run with the same identity resumes from it, exactly (on CPU the final weights are bit for bit those of an
-  uninterrupted run); another identity is refused, naming what differs. It is deleted when the run ends.
+  A run with the same identity resumes from it, exactly (on CPU, with the same number of threads, the final
+  weights are bit for bit those of an uninterrupted run; another thread count is warned about); another identity
+  is refused, naming what differs (``other_run``). It is deleted when the run ends.
 - ``<name>.pt``, the result: the state dict with its genotype, recipe, seed, data and curve (``load_weights`` and
   ``build_model(arch, weights=...)`` read it; so does ``resolve_arch``, for the genotype). A finished run with
   the same identity is not trained again.
@@ -20,6 +21,7 @@ import hashlib
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,7 +46,7 @@ class EpochRecord:
     epoch: int
     loss: float
     top1: float
-    top5: float
+    top5: float | None  # None for 5 classes or fewer
     images_per_s: float
     lr: float  # the learning rate of the epoch's last step
 
@@ -84,8 +86,9 @@ class TrainedModel:
         return self.history[-1].top1 if self.history and not self.diverged else 0.0
 
     @property
-    def top5(self) -> float:
-        return self.history[-1].top5 if self.history and not self.diverged else 0.0
+    def top5(self) -> float | None:
+        """Top-5 accuracy; None for 5 classes or fewer."""
+        return self.history[-1].top5 if self.history and not self.diverged else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -174,6 +177,37 @@ def read_trained_file(path: Path, kind: str) -> dict[str, Any] | None:
     return data
 
 
+def other_run(
+    genotype: Genotype, data: Dataset, recipe: TrainRecipe, *, out_dir: Path, name: str | None = None, seed: int = 0
+) -> str | None:
+    """Why ``train_architecture`` with these settings would refuse the files in ``out_dir`` (they come from
+    another run: ``<path> is from another run: epochs=10 (now epochs=5)``); None where it would not."""
+    return _Run(genotype, data, recipe, Path(out_dir), name, seed).conflict()
+
+
+class _Run:
+    """One training run's files and identity."""
+
+    def __init__(
+        self, genotype: Genotype, data: Dataset, recipe: TrainRecipe, out_dir: Path, name: str | None, seed: int
+    ) -> None:
+        name = name or genotype.arch_id
+        self.checkpoint, self.weights = out_dir / f"{name}.ckpt", out_dir / f"{name}.pt"
+        self.fitted = data.fit(genotype)
+        self.data = data_identity(data)
+        self.identity = _identity(self.fitted, recipe, seed, self.data)
+
+    def stored(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The finished run's weights and the checkpoint found on disk (None where absent or unreadable)."""
+        return read_trained_file(self.weights, WEIGHTS_FORMAT), read_trained_file(self.checkpoint, CHECKPOINT_FORMAT)
+
+    def conflict(self) -> str | None:
+        for stored, path in zip(self.stored(), (self.weights, self.checkpoint), strict=True):
+            if stored is not None and stored.get("identity") != self.identity:
+                return f"{path} is from another run: {_difference(stored.get('identity') or {}, self.identity)}"
+        return None
+
+
 def train_architecture(
     genotype: Genotype,
     data: Dataset,
@@ -187,65 +221,72 @@ def train_architecture(
     on_progress: Callable[[TrainProgress], None] | None = None,
 ) -> TrainedModel:
     """Train ``genotype`` on ``data`` with ``recipe`` (see the module docstring); files go to ``out_dir`` as
-    ``<name>.ckpt`` / ``<name>.pt`` (``name`` defaults to the arch id). ``restart`` discards what a previous run
-    with other settings left there; without it such files are refused, naming the difference."""
-    name = name or genotype.arch_id
+    ``<name>.ckpt`` / ``<name>.pt`` (``name`` defaults to the arch id). Files a run with other settings left there
+    are refused, naming the difference; ``restart`` replaces them instead. Files of these very settings are
+    always used: finished weights are returned as they are, a checkpoint is resumed."""
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InvalidArgumentError(f"out_dir={str(out_dir)!r}: cannot create it ({error.strerror})") from None
-    checkpoint_path, weights_path = out_dir / f"{name}.ckpt", out_dir / f"{name}.pt"
-    fitted = data.fit(genotype)
-    described = data_identity(data)
-    identity = _identity(fitted, recipe, seed, described)
-    finished = read_trained_file(weights_path, WEIGHTS_FORMAT)
-    checkpoint = read_trained_file(checkpoint_path, CHECKPOINT_FORMAT)
-    for stored, path in ((finished, weights_path), (checkpoint, checkpoint_path)):
-        if stored is not None and stored.get("identity") != identity:
+    run = _Run(genotype, data, recipe, out_dir, name, seed)
+    finished, checkpoint = run.stored()
+    for stored, path in ((finished, run.weights), (checkpoint, run.checkpoint)):
+        if stored is not None and stored.get("identity") != run.identity:
             if not restart:
-                raise ShuffleNetNASError(
-                    f"{path} is from another run: {_difference(stored.get('identity') or {}, identity)}; pass "
-                    "restart=True to replace it, or another `out_dir`"
-                )
+                raise ShuffleNetNASError(f"{run.conflict()}; pass restart=True to replace it, or another `out_dir`")
             path.unlink()
-    if finished is not None and finished.get("identity") == identity and not restart:
-        history = finished["history"]
-        return _result(genotype, fitted, recipe, seed, described, history, weights_path, device, reused=True)
-
-    steps_per_epoch = len(data.train_labels) // min(recipe.batch_size, len(data.train_labels))
-    total = recipe.epochs * steps_per_epoch
+    if finished is not None and finished.get("identity") == run.identity:
+        run.checkpoint.unlink(missing_ok=True)  # left by a run killed between writing its weights and this
+        return _result(genotype, run, recipe, seed, finished["history"], finished.get("device", device), reused=True)
+    if recipe.batch_size > len(data.train_labels):
+        warnings.warn(
+            f"batch_size={recipe.batch_size} is more than the {len(data.train_labels)} training images: every "
+            f"batch is the whole training split",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    threads = torch.get_num_threads()
     with torch.inference_mode(False), torch.enable_grad():
-        trainer = Trainer(fitted, data, recipe, total_steps=total, seed=seed, device=device)
+        trainer = Trainer(run.fitted, data, recipe, seed=seed, device=device)
         history: list[dict[str, Any]] = []
         resumed = None
-        if checkpoint is not None and checkpoint.get("identity") == identity and not restart:
+        if checkpoint is not None and checkpoint.get("identity") == run.identity:
             trainer.load_state_dict(checkpoint["trainer"])
             history, resumed = list(checkpoint["history"]), trainer.epoch
+            if checkpoint.get("threads") != threads and torch.device(device).type == "cpu":
+                warnings.warn(
+                    f"resuming with {threads} CPU threads, the checkpoint was written with {checkpoint.get('threads')}:"
+                    " the result is not bit for bit the uninterrupted run's (set `threads` as before)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         started = time.perf_counter()
         diverged = False
         while trainer.epoch < recipe.epochs and not diverged:
             record, diverged = _epoch(trainer, recipe.epochs, on_progress)
             history.append(asdict(record))
             if not diverged:
-                state = {"format": CHECKPOINT_FORMAT, "identity": identity, "trainer": trainer.state_dict()}
-                save_atomic({**state, "history": history}, checkpoint_path)
+                state = {"format": CHECKPOINT_FORMAT, "identity": run.identity, "trainer": trainer.state_dict()}
+                save_atomic({**state, "history": history, "threads": threads}, run.checkpoint)
         weights = {
             "format": WEIGHTS_FORMAT,
-            "identity": identity,
-            "genotype": fitted.to_string(),
+            "identity": run.identity,
+            "genotype": run.fitted.to_string(),
             "arch_id": genotype.arch_id,
             "state_dict": trainer.model.state_dict(),
             "recipe": recipe.to_dict(),
             "seed": seed,
-            "data": described,
+            "data": run.data,
             "history": history,
             "diverged": diverged,
+            "device": device,
+            "threads": threads,
         }
-    save_atomic(weights, weights_path)
-    checkpoint_path.unlink(missing_ok=True)
+    save_atomic(weights, run.weights)
+    run.checkpoint.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
-    return _result(genotype, fitted, recipe, seed, described, history, weights_path, device, resumed, diverged, seconds)
+    return _result(genotype, run, recipe, seed, history, device, resumed=resumed, diverged=diverged, seconds=seconds)
 
 
 def _epoch(
@@ -258,16 +299,14 @@ def _epoch(
     for position in range(1, trainer.steps_per_epoch + 1):
         loss = trainer.train_step()
         if not math.isfinite(loss):
-            record = EpochRecord(epoch, loss, 0.0, 0.0, 0.0, trainer.optimizer.param_groups[0]["lr"])
-            return record, True
+            return EpochRecord(epoch, loss, 0.0, None, 0.0, trainer.last_lr), True
         losses.append(loss)
         rate = position * trainer.batch / max(time.perf_counter() - started, 1e-9)
         if on_progress is not None:
             on_progress(TrainProgress(epoch, epochs, position, trainer.steps_per_epoch, loss, rate))
     rate = trainer.steps_per_epoch * trainer.batch / max(time.perf_counter() - started, 1e-9)
     accuracy = trainer.evaluate()
-    lr = trainer.schedule.get_last_lr()[0]
-    record = EpochRecord(epoch, sum(losses) / len(losses), accuracy.top1, accuracy.top5, rate, lr)
+    record = EpochRecord(epoch, sum(losses) / len(losses), accuracy.top1, accuracy.top5, rate, trainer.last_lr)
     if on_progress is not None:
         steps = trainer.steps_per_epoch
         on_progress(TrainProgress(epoch, epochs, steps, steps, record.loss, rate, record))
@@ -276,31 +315,29 @@ def _epoch(
 
 def _result(
     genotype: Genotype,
-    fitted: Genotype,
+    run: _Run,
     recipe: TrainRecipe,
     seed: int,
-    data: dict[str, Any],
     history: list[dict[str, Any]],
-    weights: Path,
     device: str,
+    *,
     resumed: int | None = None,
     diverged: bool = False,
     seconds: float = 0.0,
     reused: bool = False,
 ) -> TrainedModel:
     records = tuple(EpochRecord(**record) for record in history)
-    diverged = diverged or any(not math.isfinite(r.loss) for r in records)
     return TrainedModel(
-        genotype.arch_id,
-        fitted.to_string(),
-        recipe,
-        seed,
-        data,
-        records,
-        weights,
-        device,
-        resumed,
-        reused,
-        diverged,
-        seconds,
+        arch_id=genotype.arch_id,
+        genotype=run.fitted.to_string(),
+        recipe=recipe,
+        seed=seed,
+        data=run.data,
+        history=records,
+        weights=run.weights,
+        device=device,
+        resumed_from_epoch=resumed,
+        reused=reused,
+        diverged=diverged or any(not math.isfinite(r.loss) for r in records),
+        seconds=seconds,
     )

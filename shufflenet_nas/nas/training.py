@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -71,15 +71,6 @@ class TrainRecipe:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainRecipe:
-        """The recipe stored by ``to_dict``; unknown keys are refused."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidArgumentError(f"recipe has unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        return cls(**data)
-
     def describe(self) -> str:
         """One line, e.g. ``30 epochs, batch 64, SGD nesterov lr 0.1 (2 warm-up epochs, cosine), ...``."""
         crop = f"random-resized crop {self.crop_scale:g}-1" if self.crop_scale < 1 else "no crop"
@@ -127,11 +118,10 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
 
 @dataclass(frozen=True)
 class Accuracy:
-    """Held-out accuracy (0..1): top-1 and top-k, k = min(5, classes)."""
+    """Held-out accuracy (0..1): top-1, and top-5 where there are more than 5 classes (else None: it would be 1)."""
 
     top1: float
-    top5: float
-    images: int
+    top5: float | None
 
 
 class Trainer:
@@ -139,7 +129,8 @@ class Trainer:
     ``load_state_dict()`` save and restore everything a resumed run needs.
 
     ``steps_per_epoch`` is ``train size // batch``: every epoch visits a fresh seeded permutation and drops its
-    incomplete tail (BatchNorm needs two images). ``augment=False`` trains on the images as they are."""
+    incomplete tail (BatchNorm needs two images). ``total_steps`` (the schedule's length) defaults to
+    ``recipe.epochs`` epochs. ``augment=False`` trains on the images as they are."""
 
     def __init__(
         self,
@@ -147,7 +138,7 @@ class Trainer:
         data: Dataset,
         recipe: TrainRecipe,
         *,
-        total_steps: int,
+        total_steps: int | None = None,
         seed: int,
         device: str | torch.device = "cpu",
         augment: bool = True,
@@ -159,10 +150,15 @@ class Trainer:
                 "training needs 2+ and 1+"
             )
         self.genotype = data.fit(genotype)
-        self.data, self.recipe, self.total_steps = data, recipe, total_steps
+        self.data, self.recipe = data, recipe
         self.device = torch.device(device)
         self.batch = min(recipe.batch_size, train_size)
         self.steps_per_epoch = train_size // self.batch
+        self.total_steps = total_steps or recipe.epochs * self.steps_per_epoch
+        # BatchNorm statistics come from a fixed, seeded sample of the training split, in shuffled batches (an
+        # ImageFolder is sorted by class: its first images are all of the first classes)
+        sample = torch.randperm(train_size, generator=torch.Generator().manual_seed(seed))
+        self._calibration = sample[: min(recipe.batchnorm_images, train_size)]
         self.augment = augment and (recipe.crop_scale < 1 or recipe.flip)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -179,14 +175,15 @@ class Trainer:
             momentum=recipe.momentum,
             nesterov=recipe.momentum > 0,
         )
-        warmup = min(total_steps // 2, round(recipe.warmup_epochs * self.steps_per_epoch))
-        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(warmup, total_steps))
+        warmup = min(self.total_steps // 2, round(recipe.warmup_epochs * self.steps_per_epoch))
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(warmup, self.total_steps))
         cuda = self.device.type == "cuda"
         self.autocast_dtype = None
         if cuda and recipe.mixed_precision:
             self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.step = 0
+        self.last_lr = 0.0
         self._order = torch.empty(0, dtype=torch.long)
         self._images = data.train_images.to(self.device)
         self._labels = data.train_labels.to(self.device)
@@ -219,6 +216,7 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.last_lr = self.optimizer.param_groups[0]["lr"]  # this step's learning rate
         self.schedule.step()
         self.step += 1
         return float(loss.detach())
@@ -236,17 +234,19 @@ class Trainer:
 
     def recalibrate_batchnorm(self) -> None:
         """Replace every BatchNorm's running mean and variance by their exact averages over the first
-        ``recipe.batchnorm_images`` training images (un-augmented, in training batches) with the current weights."""
+        ``recipe.batchnorm_images`` training images (a fixed random sample, un-augmented, in training-size
+        batches) with the current weights."""
         norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         momenta = [m.momentum for m in norms]
         for norm in norms:
             norm.reset_running_stats()
             norm.momentum = None  # a cumulative average over the batches that follow
-        count = min(self.recipe.batchnorm_images, len(self._labels))
+        sample = self._calibration
         self.model.train()
         with torch.no_grad(), self._autocast():
-            for start in range(0, count - 1, self.batch):  # a last batch of one image would fail BatchNorm
-                self.model(self.data.to_inputs(self._images[start : min(start + self.batch, count)]))
+            for start in range(0, len(sample) - 1, self.batch):  # a last batch of one image would fail BatchNorm
+                index = sample[start : start + self.batch].to(self.device)
+                self.model(self.data.to_inputs(self._images[index]))
         for norm, momentum in zip(norms, momenta, strict=True):
             norm.momentum = momentum
 
@@ -281,8 +281,8 @@ def evaluate(
     device: str | torch.device = "cpu",
     autocast_dtype: torch.dtype | None = None,
 ) -> Accuracy:
-    """Top-1 and top-k (k = min(5, classes)) accuracy of ``model`` in eval mode on the validation images at
-    ``index`` (default: all of them)."""
+    """Top-1 and top-5 accuracy (top-5 None for 5 classes or fewer) of ``model`` in eval mode on the validation
+    images at ``index`` (default: all of them)."""
     device = torch.device(device)
     index = torch.arange(len(data.val_labels)) if index is None else index
     k = min(5, data.num_classes)
@@ -297,4 +297,4 @@ def evaluate(
             hits = ranked == labels[:, None]
             top1 += int(hits[:, 0].sum())
             top5 += int(hits.any(dim=1).sum())
-    return Accuracy(top1 / len(index), top5 / len(index), len(index))
+    return Accuracy(top1 / len(index), top5 / len(index) if data.num_classes > 5 else None)

@@ -17,13 +17,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError
 from shufflenet_nas.search_spaces import BASELINES, Genotype, resolve_arch
 
-STUDY_ACCURACY = "accuracy_top1"  # the trial user attribute holding trained top-1 accuracy
+STUDY_ACCURACY = "accuracy_top1"  # trained top-1 accuracy, as `train` records it in a study
 COLUMNS = ("architecture", "accuracy")
 Item = tuple[str, Genotype, float]  # (label, genotype, ground truth)
 
@@ -140,6 +141,8 @@ def _enough(path: Path, items: list[Item]) -> list[Item]:
 
 
 def _study_items(directory: Path) -> list[Item]:
+    """The architectures `train` recorded in a study (also an ``accuracy_top1`` trial attribute, where a trial was
+    created with one); a warning where they were trained with different recipes, seeds or data."""
     from shufflenet_nas.results.loading import load_study
     from shufflenet_nas.results.rows import trained_records
 
@@ -147,10 +150,16 @@ def _study_items(directory: Path) -> list[Item]:
         raise InvalidArgumentError(
             f"results={str(directory)!r} is a directory with no study.db; give a results/<study> directory"
         )
+    study = load_study(directory)
+    records = dict(trained_records(study))
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        if STUDY_ACCURACY in attrs and attrs.get("arch_id", f"trial {trial.number}") not in records:
+            records[attrs.get("arch_id", f"trial {trial.number}")] = attrs
     rows = []
-    for arch_id, record in trained_records(load_study(directory)).items():
-        where = f"trained architecture {arch_id}"
-        if not isinstance(record, dict) or not isinstance(record.get("genotype"), str):
+    for arch_id, record in records.items():
+        where = f"architecture {arch_id}"
+        if not isinstance(record.get("genotype"), str):
             raise _fail(directory, where, "has no genotype")
         label = record.get("baseline") or record["genotype"]
         _, genotype, accuracy = _item(directory, where, record["genotype"], record.get(STUDY_ACCURACY))
@@ -159,5 +168,15 @@ def _study_items(directory: Path) -> list[Item]:
         raise ResultsFileError(
             f"{directory}: holds no trained accuracy; `shufflenet-nas train {directory} --pareto --data DIR` "
             "trains its architectures"
+        )
+    runs = {
+        json.dumps([r.get("recipe"), r.get("seed"), (r.get("data") or {}).get("fingerprint")]) for r in records.values()
+    }
+    if len(runs) > 1:
+        warnings.warn(
+            f"{directory}: its {len(records)} accuracies come from {len(runs)} different recipes, seeds or data sets; "
+            "they rank the architectures only as far as those agree",
+            UserWarning,
+            stacklevel=2,
         )
     return _enough(directory, _merge(rows))

@@ -100,7 +100,11 @@ def is_baseline_name(floor: object) -> bool:
 def trained_records(study: optuna.Study) -> dict[str, dict[str, Any]]:
     """What `train` recorded in the study, per arch id: accuracy_top1, accuracy_top5, recipe, data, weights, ..."""
     attrs = study.user_attrs
-    return {key.removeprefix(TRAINED_PREFIX): value for key, value in attrs.items() if key.startswith(TRAINED_PREFIX)}
+    return {
+        key.removeprefix(TRAINED_PREFIX): value
+        for key, value in attrs.items()
+        if key.startswith(TRAINED_PREFIX) and isinstance(value, dict)
+    }
 
 
 def _row(

@@ -157,7 +157,7 @@ class StudySummary:
             text = (
                 f"ranked by trained top-1, not the proxy (--proxy-refine {refine.get('k')}: the front's "
                 f"{refine.get('k')} highest-proxy architectures and the paper models trained "
-                f"{refine.get('epochs')} epochs; untrained architectures are left out); "
+                f"{refine.get('epochs')} epochs; architectures without a top-1 of that training are left out); "
                 + text.replace("proxy of the family", "top-1 of the family")
                 .replace("the highest proxy", "the highest top-1")
                 .replace("proxies equal", "scores equal")
@@ -286,14 +286,16 @@ def summarise(study: optuna.Study, every_trial: bool = False) -> StudySummary:
     rows = evaluated_rows(study)
     reward = settings.get("objective") == "reward"
     baselines = baseline_rows(study)
-    ranked = baselines
-    if settings.get("rank_by") == rows_module.RANK_ACCURACY:  # after --proxy-refine: trained rows, by top-1
-        rows = [replace(r, rank_by=rows_module.RANK_ACCURACY) for r in rows if r.accuracy_top1 is not None]
+    trained = trained_records(study)
+    ranked, ranked_baselines = rows, baselines
+    if settings.get("rank_by") == rows_module.RANK_ACCURACY:  # after --proxy-refine: by top-1, of its training
+        refined = _refined(trained, settings.get("refine"))
         baselines = [replace(r, rank_by=rows_module.RANK_ACCURACY) for r in baselines]
-        ranked = [r for r in baselines if r.accuracy_top1 is not None]
-    references = family_references(ranked, settings.get("proxy_floor"))
-    best, no_best, rules = pick_best(rows, references, settings, searched_families(settings))
-    front = sorted(rows, key=lambda r: -(r.reward or 0))[:10] if reward else pareto_front(rows)
+        ranked = [replace(r, rank_by=rows_module.RANK_ACCURACY) for r in rows if r.arch_id in refined]
+        ranked_baselines = [r for r in baselines if r.arch_id in refined]
+    references = family_references(ranked_baselines, settings.get("proxy_floor"))
+    best, no_best, rules = pick_best(ranked, references, settings, searched_families(settings))
+    front = sorted(ranked, key=lambda r: -(r.reward or 0))[:10] if reward else pareto_front(ranked)
     return StudySummary(
         study_name=study.study_name,
         settings=settings,
@@ -307,8 +309,23 @@ def summarise(study: optuna.Study, every_trial: bool = False) -> StudySummary:
         proxy_floor=proxy_floor_value(study, complete),
         trials=rows,
         every_trial=trial_statuses(study, rows) if every_trial else None,
-        trained=trained_records(study),
+        trained=trained,
     )
+
+
+def _refined(trained: dict[str, dict[str, Any]], refine: object) -> set[str]:
+    """The arch ids trained with the refinement's recipe, seed and data (``refine``): the only accuracies a
+    refined study ranks by (other training runs do not compare)."""
+    if not isinstance(refine, dict):
+        return set()
+    return {
+        arch_id
+        for arch_id, record in trained.items()
+        if record.get("accuracy_top1") is not None
+        and record.get("recipe") == refine.get("recipe")
+        and record.get("seed") == refine.get("seed")
+        and (record.get("data") or {}).get("fingerprint") == refine.get("data")
+    }
 
 
 def write_artifacts(summary: StudySummary, directory: Path) -> list[Path]:

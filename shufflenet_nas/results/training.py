@@ -14,10 +14,17 @@ from typing import Any
 
 import optuna
 
-from shufflenet_nas.errors import InvalidArgumentError
+from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError
 from shufflenet_nas.nas.data import Dataset
-from shufflenet_nas.nas.train_architecture import TrainedModel, TrainProgress, train_architecture
+from shufflenet_nas.nas.train_architecture import (
+    TrainedModel,
+    TrainProgress,
+    data_identity,
+    other_run,
+    train_architecture,
+)
 from shufflenet_nas.nas.training import TrainRecipe
+from shufflenet_nas.results.best import pareto_front
 from shufflenet_nas.results.rows import RANK_ACCURACY, RANK_PROXY, TRAINED_PREFIX, TrialRow
 from shufflenet_nas.results.summary import StudySummary, summarise
 from shufflenet_nas.search_spaces import Genotype
@@ -27,7 +34,8 @@ WEIGHTS_DIR = "weights"
 
 @dataclass(frozen=True)
 class Selection:
-    """Which of a study's architectures to train; the paper models it evaluated too, unless ``baselines`` is off."""
+    """Which of a study's architectures to train: ``pareto`` is the search's front (latency vs proxy, whatever the
+    summary ranks by); the paper models it evaluated too, unless ``baselines`` is off."""
 
     pareto: bool = False
     best_v1: bool = False
@@ -40,7 +48,7 @@ def select_rows(summary: StudySummary, selection: Selection) -> list[TrialRow]:
     """The rows ``selection`` names, each architecture once: the front, the bests, the trials, then the baselines."""
     if not (selection.pareto or selection.best_v1 or selection.best_v2 or selection.trials):
         raise InvalidArgumentError("say what to train: `pareto`, `best_v1`, `best_v2` or `trials`")
-    chosen: list[TrialRow] = list(summary.pareto) if selection.pareto else []
+    chosen: list[TrialRow] = pareto_front(summary.trials) if selection.pareto else []
     for wanted, family in ((selection.best_v1, "V1-style"), (selection.best_v2, "V2-style")):
         if not wanted:
             continue
@@ -62,6 +70,11 @@ def select_rows(summary: StudySummary, selection: Selection) -> list[TrialRow]:
     unique: dict[str, TrialRow] = {}
     for row in chosen:
         unique.setdefault(row.arch_id, row)
+    if not unique:
+        raise InvalidArgumentError(
+            f"nothing to train: study {summary.study_name!r} has no Pareto front and no evaluated paper model "
+            "(`shufflenet-nas show --all` says why)"
+        )
     return list(unique.values())
 
 
@@ -102,7 +115,17 @@ def train_rows(
     on_progress: Callable[[TrainProgress], None] | None = None,
 ) -> list[tuple[TrialRow, TrainedModel]]:
     """Train ``rows`` one after another (``train_architecture`` with weights in ``<study_dir>/weights``) and
-    record each in ``study`` as it finishes. ``on_start(row, index, count)`` announces each."""
+    record each in ``study`` as it finishes. ``on_start(row, index, count)`` announces each. Files another run
+    left are refused before anything trains (unless ``restart``), so a study is never left half retrained."""
+    if not restart:
+        for row in rows:
+            genotype = Genotype.from_string(row.genotype)
+            conflict = other_run(genotype, data, recipe, out_dir=study_dir / WEIGHTS_DIR, name=row.arch_id, seed=seed)
+            if conflict:
+                raise ShuffleNetNASError(
+                    f"{conflict}; train with the settings of the weights there, or pass restart=True to replace "
+                    "the weights that differ"
+                )
     done = []
     for index, row in enumerate(rows):
         if on_start is not None:
@@ -136,12 +159,13 @@ def refine_by_training(
     on_progress: Callable[[TrainProgress], None] | None = None,
 ) -> list[tuple[TrialRow, TrainedModel]]:
     """``search --proxy-refine K``: train the ``k`` highest-proxy architectures of the Pareto front and the paper
-    models the families are compared with, then make the study rank by trained top-1 (its ``rank_by``)."""
+    models the families are compared with, then make the study rank by trained top-1 (its ``rank_by``) of the
+    architectures trained with this recipe, seed and data (its ``refine`` setting)."""
     if k < 1:
         raise InvalidArgumentError(f"k={k}: give the number of front architectures to train, 1 or more")
-    study.set_user_attr("rank_by", RANK_PROXY)  # the front by proxy, whatever an earlier refinement left
+    study.set_user_attr("rank_by", RANK_PROXY)  # the families' references by proxy, whatever a refinement left
     summary = summarise(study)
-    front = sorted(summary.pareto, key=lambda row: (-row.proxy, row.latency_ms))[:k]
+    front = sorted(pareto_front(summary.trials), key=lambda row: (-row.proxy, row.latency_ms))[:k]
     rows = list({row.arch_id: row for row in [*front, *summary.references.values()]}.values())
     done = train_rows(
         study,
@@ -151,9 +175,12 @@ def refine_by_training(
         study_dir=study_dir,
         seed=seed,
         device=device,
+        restart=True,  # the refinement's recipe is the one the study ranks by: weights of other recipes go
         on_start=on_start,
         on_progress=on_progress,
     )
-    study.set_user_attr("refine", {"k": k, "epochs": recipe.epochs, "trained": [row.number for row in rows]})
+    refine = {"k": k, "epochs": recipe.epochs, "trained": [row.number for row in rows]}
+    refine |= {"recipe": recipe.to_dict(), "seed": seed, "data": data_identity(data)["fingerprint"]}
+    study.set_user_attr("refine", refine)
     study.set_user_attr("rank_by", RANK_ACCURACY)
     return done

@@ -48,7 +48,10 @@ def load_weights(model: nn.Module, weights: Weights, arch: str) -> None:
 def genotype_of_weights(path: str | Path) -> Genotype:
     """The genotype stored beside the state dict in a weights file written by ``train``; ``ValueError`` for a
     file without one (a bare state dict says nothing about the architecture)."""
-    data = _read(path)
+    try:
+        data = _read(path)
+    except ShuffleNetNASError as error:  # named as an architecture file here, not as `weights`
+        raise InvalidArgumentError(str(error).replace(f"weights={str(path)!r}", str(path))) from None
     text = data.get("genotype") if isinstance(data, Mapping) else None
     if not isinstance(text, str):
         raise InvalidArgumentError(

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -91,7 +92,7 @@ def _study(directory: Path, **settings: object) -> Path:
             T(5.0, 1.0e6, variant=3),  # dominated: not on the front
         ],
         proxy="params",
-        **settings,
+        **{"resolution": 32, **settings},  # searched at the shapes' size: training reads them at it
     )
     return directory
 
@@ -180,3 +181,48 @@ def test_search_proxy_refine_trains_the_front_and_ranks_by_top1(shapes_dir: Path
     assert "Pareto front (latency vs proxy)" in again.stdout and "ranked by trained top-1" not in again.stdout
     refused = runner.invoke(app, ["search", "--proxy-refine", "2", "--n-trials", "1"])
     assert refused.exit_code == 2 and "--proxy-refine 2: give 0 (off), or 1 or more with --data DIR" in refused.stderr
+
+
+def test_a_study_run_with_other_settings_is_refused_before_anything_trains(shapes_dir: Path, tmp_path: Path) -> None:
+    study = _study(tmp_path / "cpu-146M-mixed")
+    args = ["--data", str(shapes_dir), "--batch-size", "64", "--threads", "1", "--device", "cpu"]
+    first = runner.invoke(app, ["train", str(study), "--trial", "1", "--no-baselines", "--epochs", "1", *args])
+    assert first.exit_code == 0, first.output
+    refused = runner.invoke(app, ["train", str(study), "--pareto", "--epochs", "2", *args])
+    assert refused.exit_code == 1 and "is from another run: --epochs 1 (now --epochs 2)" in refused.stderr
+    assert "pass --restart to replace the weights that differ" in refused.stderr and "epoch   1/" not in refused.stderr
+    assert len(list((study / "weights").glob("*.pt"))) == 1  # nothing else trained
+    empty = write_study_dir(tmp_path / "empty", [T(state=optuna.trial.TrialState.FAIL)])
+    nothing = runner.invoke(app, ["train", str(tmp_path / "empty"), "--pareto", *args])
+    assert nothing.exit_code == 2 and "nothing to train: study 'empty' has no Pareto front" in nothing.stderr
+    assert empty.study_name == "empty"
+
+
+def test_a_study_trains_at_the_resolution_it_was_searched_at(shapes_dir: Path, tmp_path: Path) -> None:
+    study = _study(tmp_path / "s", resolution=16)
+    args = ["--data", str(shapes_dir), "--epochs", "1", "--threads", "1", "--no-baselines", "--trial", "1"]
+    result = runner.invoke(app, ["train", str(study), *args, "--json"])
+    assert result.exit_code == 0, result.output
+    assert "4 classes, 204 train / 52 val images, 16x16" in result.stderr
+    assert json.loads(result.stdout)[0]["genotype"].endswith("in16-cls4")
+    summary = json.loads((study / "pareto.json").read_text())  # rewritten with the accuracy
+    assert summary["trained"] and summary["pareto"][0]["accuracy_top1"] is not None
+
+
+def test_a_diverged_run_exits_1(shapes_dir: Path, tiny_v2: Genotype, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            tiny_v2.to_string(),
+            "--data",
+            str(shapes_dir),
+            "--lr",
+            "1e12",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 1 and "diverged (the loss became NaN or infinite); lower --lr" in result.stdout

@@ -154,3 +154,16 @@ def test_cifar_pickles_cannot_run_code(tmp_path: Path) -> None:
     _write_pickle(folder / "test_batch", Exploit())
     message = _error(folder)
     assert "test_batch is not a CIFAR python pickle" in message and "refusing to load" in message
+
+
+def test_sixteen_bit_greyscale_is_scaled_not_clipped(tmp_path: Path) -> None:
+    for label in ("dark", "ramp"):
+        (tmp_path / label).mkdir()
+        for index in range(3):
+            pixels = np.full((8, 8), 1000 * index, dtype=np.uint16) if label == "dark" else None
+            if pixels is None:
+                pixels = (np.arange(64).reshape(8, 8) * 1000).astype(np.uint16)  # 0 .. 63000
+            Image.fromarray(pixels).save(tmp_path / label / f"{index}.png")
+    data = load_dataset(tmp_path)
+    images = torch.cat([data.train_images, data.val_images])
+    assert images.max() == 245 and images.float().mean() < 100  # 63000 / 65535 * 255; Pillow alone gives 255s

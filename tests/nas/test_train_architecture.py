@@ -66,8 +66,8 @@ def test_warm_up_then_cosine() -> None:
 
 def test_recipe_checks_and_round_trip() -> None:
     recipe = TrainRecipe(epochs=5, lr=0.2, flip=False)
-    assert TrainRecipe.from_dict(recipe.to_dict()) == recipe
-    assert "5 epochs, batch 32, SGD nesterov lr 0.2" in recipe.describe()
+    assert TrainRecipe(**recipe.to_dict()) == recipe
+    assert "5 epochs, batch 32, SGD nesterov lr 0.2" in recipe.describe() and "flip" not in recipe.describe()
     with pytest.raises(InvalidArgumentError, match="epochs=0: give a whole number, 1 or more"):
         TrainRecipe(epochs=0)
     with pytest.raises(InvalidArgumentError, match="batch_size=1: give a whole number, 2 or more"):
@@ -76,8 +76,6 @@ def test_recipe_checks_and_round_trip() -> None:
         TrainRecipe(lr=math.nan)
     with pytest.raises(InvalidArgumentError, match="warmup_epochs=-1: give a non-negative number"):
         TrainRecipe(epochs=5, warmup_epochs=-1)
-    with pytest.raises(InvalidArgumentError, match="unknown setting 'nesterov'"):
-        TrainRecipe.from_dict({"nesterov": True})
 
 
 def test_no_weight_decay_on_batchnorm_and_biases(shapes: Dataset, tiny_v2: Genotype) -> None:
@@ -143,6 +141,8 @@ def test_another_run_in_the_same_place_is_refused_unless_restarted(
     with pytest.raises(ShuffleNetNASError, match=r"another run: seed: 0 \(now 3\)"):
         train_architecture(tiny_v2, shapes, recipe, out_dir=tmp_path, seed=3)
     assert len(train_architecture(tiny_v2, shapes, longer, out_dir=tmp_path, restart=True).history) == 2
+    again = train_architecture(tiny_v2, shapes, longer, out_dir=tmp_path, restart=True)
+    assert again.reused  # restart replaces other runs' files only: the same settings' weights are kept
 
 
 def test_a_corrupt_checkpoint_is_set_aside_and_training_starts_afresh(
@@ -165,3 +165,36 @@ def test_trained_weights_load_back_with_their_genotype(shapes: Dataset, tiny_v2:
     assert all(torch.equal(model.state_dict()[k], state[k]) for k in state)
     with pytest.raises(ShuffleNetNASError, match="do not fit architecture"):
         build_model(tiny_v2, weights=trained.weights)  # 10 classes, not the data's 4
+
+
+def test_top5_is_none_for_five_classes_or_fewer(shapes: Dataset, tiny_v2: Genotype, tmp_path: Path) -> None:
+    trained = train_architecture(tiny_v2, shapes, TrainRecipe(epochs=1, batchnorm_images=64), out_dir=tmp_path)
+    assert shapes.num_classes == 4 and trained.top5 is None and trained.history[-1].top5 is None
+    assert trained.to_dict()["accuracy_top5"] is None and trained.history[-1].lr > 0  # the last step's rate
+
+
+def test_batchnorm_statistics_come_from_a_sample_of_every_class(shapes: Dataset, tiny_v2: Genotype) -> None:
+    trainer = Trainer(tiny_v2, shapes, TrainRecipe(batchnorm_images=64), seed=0)
+    labels = shapes.train_labels[trainer._calibration]
+    assert len(labels) == 64 and set(labels.tolist()) == {0, 1, 2, 3}  # the split is sorted by class
+
+
+def test_resuming_with_another_thread_count_is_warned_about(shapes: Dataset, tiny_v2: Genotype, tmp_path: Path):
+    class Killed(Exception):
+        pass
+
+    def kill_in_epoch_2(progress: TrainProgress) -> None:
+        if progress.epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_architecture(tiny_v2, shapes, QUICK, out_dir=tmp_path, on_progress=kill_in_epoch_2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)
+    try:
+        with pytest.warns(
+            RuntimeWarning, match=rf"resuming with {threads + 1} CPU threads, the checkpoint was written"
+        ):
+            train_architecture(tiny_v2, shapes, QUICK, out_dir=tmp_path)
+    finally:
+        torch.set_num_threads(threads)

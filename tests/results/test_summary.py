@@ -227,19 +227,23 @@ def test_ranked_by_trained_top1_the_best_is_the_fastest_that_trains_as_well_as_t
     low_proxy_accurate = T(9.0, 100.0, variant=1)  # below V2 1.0x's proxy, but trains better
     high_proxy_poor = T(8.0, 120.0, variant=2)  # the proxy's pick: fastest and highest proxy, trains worse
     untrained = T(7.0, 130.0, variant=3)
-    study = make_study([V2_REF, low_proxy_accurate, high_proxy_poor, untrained])
+    other_recipe = T(6.0, 90.0, variant=4)  # trained, but longer than the refinement: its top-1 does not compare
+    study = make_study([V2_REF, low_proxy_accurate, high_proxy_poor, untrained, other_recipe])
     assert numbers(summarise(study)) == {V2: 3}  # by the proxy: the untrained, fastest one
-    accuracy = {0: 0.70, 1: 0.72, 2: 0.65}
+    accuracy = {0: 0.70, 1: 0.72, 2: 0.65, 4: 0.99}
     for trial in study.get_trials():
         if trial.number in accuracy:
-            record = {"accuracy_top1": accuracy[trial.number], "accuracy_top5": 0.9, "genotype": "g", "seed": 0}
+            recipe = {"epochs": 30 if trial.number == 4 else 5}
+            record = {"accuracy_top1": accuracy[trial.number], "genotype": "g", "seed": 0, "recipe": recipe}
+            record["data"] = {"fingerprint": "f"}
             study.set_user_attr(f"trained/{trial.user_attrs['arch_id']}", record)
     study.set_user_attr("rank_by", "accuracy_top1")
-    study.set_user_attr("refine", {"k": 2, "epochs": 5})
+    study.set_user_attr("refine", {"k": 2, "epochs": 5, "recipe": {"epochs": 5}, "seed": 0, "data": "f"})
     summary = summarise(study)
     assert numbers(summary) == {V2: 1} and [row.number for row in summary.pareto] == [2, 1]
+    assert {row.number for row in summary.trials} == {0, 1, 2, 3, 4}  # every result stays one (train --trial 3)
     assert summary.comparison(V2).text() == (
         "19.3% lower latency than shufflenet_v2_x1_0 (9.000 vs 11.146 ms; top-1 72.0% vs 70.0%)"
     )
     assert summary.rule_text().startswith("ranked by trained top-1, not the proxy (--proxy-refine 2")
-    assert "3 architectures trained with one recipe and seed 0" in summary.training_text()
+    assert "4 architectures trained with different recipes" in summary.training_text()
