@@ -29,8 +29,8 @@ Both sides are timed in one process with ``torch.set_num_threads(--threads)``. A
 times the plain loop and the project's loop back to back, for the same number of steps, in alternating order (plain
 first in rounds 1, 3, 5, ..., the project first in rounds 2, 4, ...), so a slow spell of a shared host falls on
 both; the figure is the median over rounds of each round's ratio, with a 95% bootstrap interval of that median. The
-verdict is FAIL when the whole interval lies below 0.95 (the project is measurably slower than 0.95x the plain
-loop), PASS otherwise; the exit code is 0 either way. The defaults take about 100 s on 2 cores.
+verdict is PASS when the median ratio is 0.95 or more, FAIL otherwise; the exit code is 0 either way. The
+defaults take about 100 s on 2 cores.
 """
 
 from __future__ import annotations
@@ -137,13 +137,11 @@ def bootstrap_median(values: Sequence[float], resamples: int = 10_000, seed: int
 
 
 def verdict(label: str, low: float, median: float, high: float) -> str:
-    """PASS unless the whole interval lies below THRESHOLD."""
+    """PASS when the median ratio is THRESHOLD or more; the interval says how sure that is."""
     figures = f"median {median:.3f}, 95% CI [{low:.3f}, {high:.3f}]"
-    if high < THRESHOLD:
-        return f"FAIL {label}: {figures}, all below {THRESHOLD} (measurably slower than {THRESHOLD}x the plain loop)"
     if median < THRESHOLD:
-        return f"PASS {label}: {figures}, reaches {THRESHOLD} (not measurably slower; median below it: rerun)"
-    return f"PASS {label}: {figures} >= {THRESHOLD}"
+        return f"FAIL {label}: {figures}, median below {THRESHOLD}"
+    return f"PASS {label}: {figures}, median >= {THRESHOLD}"
 
 
 @dataclass
