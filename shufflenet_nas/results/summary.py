@@ -295,6 +295,14 @@ def summarise(study: optuna.Study, every_trial: bool = False) -> StudySummary:
         ranked_baselines = [r for r in baselines if r.arch_id in refined]
     references = family_references(ranked_baselines, settings.get("proxy_floor"))
     best, no_best, rules = pick_best(ranked, references, settings, searched_families(settings))
+    ranked_ids = {r.arch_id for r in ranked}
+    for family in no_best:
+        untrained = [r for r in rows if r.family == family and not r.baseline and r.arch_id not in ranked_ids]
+        if ranked is not rows and untrained and not any(r.family == family and not r.baseline for r in ranked):
+            no_best[family] = (
+                f"none of the {len(untrained)} {family} architectures other than the paper models was trained by "
+                "the refinement (a larger --proxy-refine trains more of the front)"
+            )
     front = sorted(ranked, key=lambda r: -(r.reward or 0))[:10] if reward else pareto_front(ranked)
     return StudySummary(
         study_name=study.study_name,
