@@ -17,6 +17,7 @@ Files are read with ``torch.load(weights_only=True)``: plain tensors and contain
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -111,8 +112,10 @@ class TrainedModel:
         }
 
 
+@functools.lru_cache(maxsize=4)  # a study's run checks and trains every architecture on one Dataset
 def data_identity(data: Dataset) -> dict[str, Any]:
-    """What identifies ``data``: where and what it is, and a hash of every image and label (BLAKE2b, 16 bytes)."""
+    """What identifies ``data``: where and what it is, and a hash of every image and label (BLAKE2b, 16 bytes).
+    The same dict for the same Dataset object: do not change it."""
     digest = hashlib.blake2b(digest_size=16)
     for tensor in (data.train_images, data.train_labels, data.val_images, data.val_labels):
         digest.update(tensor.contiguous().numpy().tobytes())
