@@ -100,6 +100,9 @@ FLAGS: dict[str, Flag] = {
     "restart": Flag("--restart"),
     "flip": Flag("--flip", off="--no-flip"),
     "refine.epochs": Flag("--refine-epochs"),  # search --proxy-refine's recipe
+    # export (results.export)
+    "export.fmt": Flag("--format"),
+    "export.path": Flag("--out"),
     "pareto": Flag("--pareto"),
     "best_v1": Flag("--best-v1"),
     "best_v2": Flag("--best-v2"),

@@ -100,7 +100,7 @@ def train(
     resolved_device = training_device(device.value)
     if is_study:  # what to train is settled before the data is read
         from shufflenet_nas.results import load_study, summarise
-        from shufflenet_nas.results.training import Selection, select_rows
+        from shufflenet_nas.results.selection import Selection, select_rows
 
         with parameters_of("source"):
             study = load_study(study_dir, writable=True)

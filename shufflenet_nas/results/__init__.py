@@ -8,7 +8,10 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "shufflenet_nas.results.loading": ["load_study"],
         "shufflenet_nas.results.summary": ["StudySummary", "remeasure_front", "summarise", "write_artifacts"],
         "shufflenet_nas.results.rows": ["TrialRow", "trained_records"],
-        "shufflenet_nas.results.training": ["Selection", "select_rows", "train_rows"],
+        "shufflenet_nas.results.selection": ["Selection", "select_rows"],
+        "shufflenet_nas.results.export": ["ExportItem", "Exported", "export", "study_items"],
+        "shufflenet_nas.results.standalone": ["standalone_source"],
+        "shufflenet_nas.results.training": ["train_rows"],
         "shufflenet_nas.results.best": ["pareto_front"],
     },
 )

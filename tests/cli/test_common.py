@@ -130,6 +130,7 @@ NO_FLAG = {
     "rows",
     "study",  # train_rows: the opened study
     "study_dir",  # train_rows: train's SOURCE
+    "item",  # export: SOURCE and the selection
 }
 
 
@@ -143,7 +144,9 @@ def test_every_library_parameter_has_a_flag_or_is_known_to_have_none() -> None:
     from shufflenet_nas.nas.train_architecture import train_architecture
     from shufflenet_nas.nas.training import TrainRecipe
     from shufflenet_nas.nas.validation import validate_against_paper, validate_against_training
-    from shufflenet_nas.results.training import Selection, train_rows
+    from shufflenet_nas.results.export import export
+    from shufflenet_nas.results.selection import Selection
+    from shufflenet_nas.results.training import train_rows
     from shufflenet_nas.search_spaces import SearchSpace
 
     apis = [MeasureConfig, _search_module("SearchConfig"), _search_module("run_search"), _search_module("run_workers")]
@@ -153,6 +156,7 @@ def test_every_library_parameter_has_a_flag_or_is_known_to_have_none() -> None:
     apis += [TrainRecipe, train_architecture, Selection, train_rows]
     names = {name for api in apis for name in _parameters(api)} - {"self", "cls"}
     names |= {f"train_config.{name}" for name in _parameters(TrainConfig)}
+    names |= {f"export.{name}" for name in _parameters(export)}  # the CLI qualifies them: parameters_of("export")
     unmapped = {name for name in names if cli_errors._flag(name) is None and name.split(".")[-1] not in NO_FLAG}
     assert not unmapped
     last = {name.split(".")[-1] for name in names}

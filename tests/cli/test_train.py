@@ -133,7 +133,7 @@ def test_train_a_study_records_accuracy_that_show_and_validate_proxy_read(shapes
         ),
         (["shufflenet_v2_x0_5", "--trial", "3"], 2, "--trial picks from a study"),
         (["{tmp}"], 2, "a directory with no study.db; give a results/<study> directory or ARCH"),
-        (["{study}"], 2, "say what to train: --pareto, --best-v1, --best-v2 or --trial"),
+        (["{study}"], 2, "say which architectures: --pareto, --best-v1, --best-v2 or --trial"),
         (["{v2_study}", "--best-v1"], 2, "--best-v1: study 'v2' has no best V1-style (the study did not search V1"),
         (["{study}", "--trial", "9"], 2, "trial 9 of study 'cpu-146M-mixed' is no result"),
         (["{study}", "--pareto", "--out", "x"], 2, "--out: a study's weights go to"),
@@ -194,7 +194,7 @@ def test_a_study_run_with_other_settings_is_refused_before_anything_trains(shape
     assert len(list((study / "weights").glob("*.pt"))) == 1  # nothing else trained
     empty = write_study_dir(tmp_path / "empty", [T(state=optuna.trial.TrialState.FAIL)])
     nothing = runner.invoke(app, ["train", str(tmp_path / "empty"), "--pareto", *args])
-    assert nothing.exit_code == 2 and "nothing to train: study 'empty' has no Pareto front" in nothing.stderr
+    assert nothing.exit_code == 2 and "nothing selected: study 'empty' has no Pareto front" in nothing.stderr
     assert empty.study_name == "empty"
 
 

@@ -1,0 +1,241 @@
+"""Found architectures as files a user takes away: JSON, ONNX, a torch.export program, a standalone PyTorch source
+file, or a state dict; each checked right after it is written.
+
+- ``json``: the genotype, its costs, the trial's measurements and proxy scores, the trained accuracy where there is
+  one, and where it came from; ``resolve_arch`` reads it back.
+- ``onnx``: opset ``ONNX_OPSET``, a dynamic batch axis; run in onnxruntime against PyTorch on random input at
+  another batch size than it was traced with; more than ``ONNX_TOLERANCE`` apart and the file is removed.
+- ``pt2``: ``torch.export`` with a dynamic batch dimension, saved with ``torch.export.save``; loaded back with
+  ``torch.export.load`` and run against the model.
+- ``py``: ``standalone.standalone_source``; imported and run against the model (same weights) in this process.
+- ``state-dict``: the weights, with the genotype, under ``state_dict`` (``build_model(arch, weights=...)``).
+
+The weights are the study's trained ones where ``train`` left some for the architecture (exported as trained: at
+the data's resolution and classes), else freshly initialised (seed 0).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import warnings
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from torch import nn
+
+from shufflenet_nas import __version__
+from shufflenet_nas.errors import InvalidArgumentError, ShuffleNetNASError
+from shufflenet_nas.nas.cost import count_cost
+from shufflenet_nas.results.rows import TrialRow, trained_records
+from shufflenet_nas.results.standalone import standalone_source
+from shufflenet_nas.search_spaces import Genotype, build_model, resolve_arch
+
+FORMATS = ("json", "onnx", "pt2", "py", "state-dict")
+SUFFIXES = {"json": ".json", "onnx": ".onnx", "pt2": ".pt2", "py": ".py", "state-dict": ".pt"}
+ONNX_OPSET = 17
+ONNX_TOLERANCE = 1e-4
+CHECK_BATCH = 3  # the checks run at a batch size the exports were not traced with
+EXPORT_FORMAT = "shufflenet-nas architecture 1"
+
+
+@dataclass(frozen=True)
+class ExportItem:
+    """One architecture to export: its genotype, its weights file (None: fresh weights), what to say about it."""
+
+    genotype: Genotype
+    label: str  # "trial 12", "shufflenet_v2_x1_0", or the arch id
+    weights: Path | None = None
+    trial: dict[str, Any] | None = None  # the trial's measurements and scores, from a study
+    accuracy: dict[str, Any] | None = None  # what `train` recorded
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """A written file and the check it passed."""
+
+    path: Path
+    format: str
+    arch_id: str
+    genotype: str
+    weights: str  # "trained (<path>)" or "fresh (seed 0)"
+    check: str  # what was checked, in words
+    max_abs_diff: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "path": str(self.path)}
+
+
+def export(item: ExportItem, fmt: str, path: Path) -> Exported:
+    """Write ``item`` as ``fmt`` to ``path`` and check it (see the module docstring)."""
+    if fmt not in FORMATS:
+        raise InvalidArgumentError(f"fmt={fmt!r} is not one of {', '.join(FORMATS)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InvalidArgumentError(f"path={str(path)!r}: cannot create its folder ({error.strerror})") from None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(item.genotype, weights=item.weights).eval()
+    weights = f"trained ({item.weights})" if item.weights else "fresh (seed 0)"
+    genotype = item.genotype
+    base = {"path": path, "format": fmt, "arch_id": genotype.arch_id, "genotype": genotype.to_string()}
+    try:
+        if fmt == "json":
+            path.write_text(json.dumps(_description(item, weights), indent=2) + "\n")
+            if resolve_arch(str(path)) != genotype:
+                raise ShuffleNetNASError(f"{path}: resolve_arch reads another genotype back")
+            return Exported(**base, weights=weights, check="resolve_arch reads the same genotype back")
+        if fmt == "state-dict":
+            torch.save({"genotype": genotype.to_string(), "state_dict": model.state_dict()}, path)
+            loaded = build_model(resolve_arch(str(path)), weights=path).state_dict()
+            if any(not torch.equal(tensor, loaded[key]) for key, tensor in model.state_dict().items()):
+                raise ShuffleNetNASError(f"{path}: the weights do not load back as written")
+            check = "build_model(resolve_arch(path), weights=path) loads every tensor back equal"
+            return Exported(**base, weights=weights, check=check)
+        inputs = torch.randn(CHECK_BATCH, 3, genotype.resolution, genotype.resolution, generator=_generator())
+        with torch.no_grad():
+            expected = model(inputs)
+        if fmt == "onnx":
+            difference = _onnx(model, genotype, path, inputs, expected)
+            check = f"onnxruntime vs PyTorch at batch {CHECK_BATCH}, opset {ONNX_OPSET}, dynamic batch axis"
+        elif fmt == "pt2":
+            difference = _pt2(model, genotype, path, inputs, expected)
+            check = f"torch.export.load and run vs the model at batch {CHECK_BATCH}, dynamic batch dimension"
+        else:
+            difference = _standalone(model, genotype, path, inputs, expected)
+            check = "imported and run with the same weights vs the model (torch only)"
+    except OSError as error:
+        raise ShuffleNetNASError(f"cannot write {path}: {error.strerror}; pick another `path`") from None
+    scale = float(expected.abs().max())
+    relative = difference / max(scale, 1e-30)
+    check = f"{check}: max |diff| {difference:.2e} ({relative:.1e} of the largest output, {scale:.2g})"
+    return Exported(**base, weights=weights, check=check, max_abs_diff=difference)
+
+
+def _generator() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+def _description(item: ExportItem, weights: str) -> dict[str, Any]:
+    genotype = item.genotype
+    return {
+        "format": EXPORT_FORMAT,
+        "arch_id": genotype.arch_id,
+        "genotype": genotype.to_string(),
+        "family": genotype.family,
+        "architecture": json.loads(genotype.to_json()),
+        "cost": count_cost(genotype).to_dict(),
+        "weights": weights,
+        "trial": item.trial,
+        "accuracy": item.accuracy,
+        "provenance": {
+            "label": item.label,
+            "exported_by": f"shufflenet-nas {__version__}",
+            "torch": torch.__version__,
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **item.provenance,
+        },
+    }
+
+
+def _max_difference(output: torch.Tensor, expected: torch.Tensor) -> float:
+    return float((output.float() - expected.float()).abs().max())
+
+
+def _onnx(model: nn.Module, genotype: Genotype, path: Path, inputs: torch.Tensor, expected: torch.Tensor) -> float:
+    import onnxruntime as ort
+
+    traced = inputs[:1]  # traced at batch 1, checked at CHECK_BATCH: the batch axis must be dynamic
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (traced,),
+            str(path),
+            dynamo=False,
+            input_names=["x"],
+            output_names=["logits"],
+            dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=ONNX_OPSET,
+        )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (output,) = session.run(None, {"x": inputs.numpy()})
+    difference = _max_difference(torch.from_numpy(output), expected)
+    if not difference <= ONNX_TOLERANCE:
+        path.unlink(missing_ok=True)
+        raise ShuffleNetNASError(
+            f"{genotype.arch_id}: onnxruntime's output differs from PyTorch's by {difference:.2e} (more than "
+            f"{ONNX_TOLERANCE:g}); the ONNX file was not kept"
+        )
+    return difference
+
+
+def _pt2(model: nn.Module, genotype: Genotype, path: Path, inputs: torch.Tensor, expected: torch.Tensor) -> float:
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(model, (inputs[:2],), dynamic_shapes={"x": {0: batch}})
+    torch.export.save(program, str(path))
+    loaded = torch.export.load(str(path)).module()
+    with torch.no_grad():
+        difference = _max_difference(loaded(inputs), expected)
+    if not difference <= ONNX_TOLERANCE:
+        raise ShuffleNetNASError(f"{genotype.arch_id}: the exported program's output differs by {difference:.2e}")
+    return difference
+
+
+def _standalone(
+    model: nn.Module, genotype: Genotype, path: Path, inputs: torch.Tensor, expected: torch.Tensor
+) -> float:
+    path.write_text(standalone_source(genotype))
+    name = f"_shufflenet_export_{genotype.arch_id}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file runs
+    try:
+        spec.loader.exec_module(module)
+        standalone = module.ShuffleNet().eval()
+        standalone.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            difference = _max_difference(standalone(inputs), expected)
+    finally:
+        del sys.modules[name]
+    if difference != 0:  # the same code on the same weights: nothing may differ (NaN != 0 too)
+        raise ShuffleNetNASError(f"{genotype.arch_id}: the standalone file's output differs by {difference:.2e}")
+    return difference
+
+
+def study_items(study: optuna.Study, study_dir: Path, rows: list[TrialRow]) -> list[ExportItem]:
+    """What to export of ``rows`` of a study: each with its trial's figures, its trained weights and accuracy
+    where `train` left them in ``study_dir``."""
+    trained = trained_records(study)
+    trials = {trial.number: trial for trial in study.get_trials(deepcopy=False)}
+    items = []
+    for row in rows:
+        record = trained.get(row.arch_id)
+        weights = study_dir / str(record["weights"]) if record and record.get("weights") else None
+        if weights is not None and not weights.is_file():
+            weights = None  # recorded, but the file is gone: export the architecture as searched
+        genotype = Genotype.from_string(record["trained_genotype"] if weights and record else row.genotype)
+        attrs = trials[row.number].user_attrs if row.number in trials else {}
+        provenance = {"study": study.study_name, "study_dir": str(study_dir), "trial": row.number}
+        items.append(
+            ExportItem(
+                genotype,
+                row.baseline or f"trial {row.number}",
+                weights,
+                trial={key: attrs[key] for key in _TRIAL_KEYS if key in attrs},
+                accuracy=record,
+                provenance=provenance | {"baseline": row.baseline} if row.baseline else provenance,
+            )
+        )
+    return items
+
+
+_TRIAL_KEYS = ("baseline", "family", "mflops", "params", "latency_ms", "latency", "proxy", "proxies", "feasible")
