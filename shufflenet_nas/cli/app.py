@@ -9,6 +9,7 @@ import typer
 
 from shufflenet_nas import __version__
 from shufflenet_nas.cli import catalog, proxy
+from shufflenet_nas.cli import compare as compare_commands
 from shufflenet_nas.cli import export as export_commands
 from shufflenet_nas.cli import measure as measure_commands
 from shufflenet_nas.cli import search as search_commands
@@ -53,6 +54,7 @@ proxy.register(app)
 search_commands.register(app)
 train_commands.register(app)
 export_commands.register(app)
+compare_commands.register(app)
 
 
 def main() -> None:

@@ -172,13 +172,18 @@ def within_budgets(cost: Cost, config: SearchConfig) -> bool:
 
 def baseline_genotype(name: str, config: SearchConfig) -> Genotype:
     """A paper model at the search's resolution and class count."""
+    return baseline_at(name, config.resolution, config.num_classes)
+
+
+def baseline_at(name: str, resolution: int, num_classes: int) -> Genotype:
+    """A paper model at ``resolution`` and ``num_classes``, with the stem stride that suits the resolution."""
     genotype = BASELINES[name].genotype
     return Genotype.from_dict(
         {
             **genotype.to_dict(),
-            "resolution": config.resolution,
-            "num_classes": config.num_classes,
-            "stem_stride": stem_stride_for(config.resolution),
+            "resolution": resolution,
+            "num_classes": num_classes,
+            "stem_stride": stem_stride_for(resolution),
         }
     )
 

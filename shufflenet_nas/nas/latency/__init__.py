@@ -20,6 +20,7 @@ from shufflenet_nas.nas.latency._config import (
     cpu_name,
     software_provenance,
 )
+from shufflenet_nas.nas.latency._interleaved import Interleaved, measure_interleaved
 from shufflenet_nas.nas.latency._measure import LatencyResult, measure_latency, measure_module, reference_anchor_ms
 from shufflenet_nas.nas.latency._normalisation import REFERENCE, NormalizedStep, reference_genotype
 from shufflenet_nas.nas.latency._runtimes import seeded, timed_forward
@@ -41,12 +42,14 @@ __all__ = [
     "RUNTIMES",
     "SUPPORTED_DTYPES",
     "TARGETS",
+    "Interleaved",
     "LatencyResult",
     "MeasureConfig",
     "NormalizedStep",
     "Stats",
     "check_target",
     "cpu_name",
+    "measure_interleaved",
     "measure_latency",
     "measure_module",
     "median_ci_rel",
