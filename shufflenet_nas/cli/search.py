@@ -102,6 +102,13 @@ def search(
         ),
     ] = 0,
     refine_epochs: Annotated[int, typer.Option(help="Epochs of --proxy-refine's training.")] = 5,
+    confirm_rounds: Annotated[
+        int,
+        typer.Option(
+            help="Re-measure each family's best and its paper model together in this many interleaved rounds; "
+            "the '% lower' headline comes from it. 0: off."
+        ),
+    ] = 5,
     json_output: JsonOption = False,
 ) -> None:
     """Search the ShuffleNet space for fast, accurate architectures under a FLOPs budget.
@@ -114,7 +121,7 @@ def search(
     from shufflenet_nas.nas.proxies import check_proxy_names
     from shufflenet_nas.nas.search import Interrupted, SearchConfig, run_search, run_workers
     from shufflenet_nas.results.rows import RANK_PROXY
-    from shufflenet_nas.results.summary import remeasure_front, summarise, write_artifacts
+    from shufflenet_nas.results.summary import confirm_bests, remeasure_front, summarise, write_artifacts
     from shufflenet_nas.search_spaces import SpaceRanges
     from shufflenet_nas.units import parse_flops, parse_latency_ms, parse_params
 
@@ -147,6 +154,8 @@ def search(
         seed_baselines=seed_baselines,
         ranges=SpaceRanges(shuffle=(False, True)) if space_shuffle else SpaceRanges(),
     )
+    if confirm_rounds != 0 and confirm_rounds < 3:
+        raise UsageError(f"--confirm-rounds {confirm_rounds}: give 0 (off) or 3 or more rounds")
     if n_trials is not None and n_trials < 1:
         raise UsageError(f"--n-trials {n_trials}: give at least 1")
     if not 1 <= workers <= (os.cpu_count() or 1):
@@ -191,6 +200,9 @@ def search(
         _refine(finished, proxy_refine, dataset, refine_recipe, config, json_output)
     elif finished.user_attrs.get("rank_by") not in (None, RANK_PROXY):
         finished.set_user_attr("rank_by", RANK_PROXY)  # this run did not refine: rank by the proxy again
+    if confirm_rounds and not interrupted:
+        with err.status(f"re-measuring each family's best beside its paper model ({confirm_rounds} rounds) ..."):
+            confirm_bests(finished, measured, rounds=confirm_rounds)
     summary = summarise(finished)
     paths = write_artifacts(summary, config.study_dir)
     _render(summary, json_output)

@@ -247,3 +247,31 @@ def test_ranked_by_trained_top1_the_best_is_the_fastest_that_trains_as_well_as_t
     )
     assert summary.rule_text().startswith("ranked by trained top-1, not the proxy (--proxy-refine 2")
     assert "4 architectures trained with different recipes" in summary.training_text()
+
+
+def test_a_re_measurement_decides_the_headline() -> None:
+    best = T(9.0, 108.0, variant=1)
+    study = make_study([V2_REF, best])
+    summary = summarise(study)
+    pair = [summary.best[V2].arch_id, summary.references[V2].arch_id]
+    faster = {"pair": pair, "ratio": 0.8, "low": 0.78, "high": 0.83, "best_ms": 8.0, "reference_ms": 10.0, "rounds": 5}
+    study.set_user_attr("re_measured", {V2: faster})
+    assert summarise(study).comparison(V2).text() == (  # type: ignore[union-attr]
+        "20.0% lower latency than shufflenet_v2_x1_0 (re-measured together, 5 rounds: 8.000 vs 10.000 ms, "
+        "ratio 0.800 [0.780, 0.830]; proxy 108 vs 107.6)"
+    )
+    study.set_user_attr("re_measured", {V2: {**faster, "ratio": 0.97, "high": 1.01}})
+    assert summarise(study).comparison(V2).text().startswith("not measurably faster than shufflenet_v2_x1_0")  # type: ignore[union-attr]
+    study.set_user_attr("re_measured", {V2: {**faster, "pair": ["other", pair[1]]}})  # made for another best
+    assert "re-measured" not in summarise(study).comparison(V2).text()  # type: ignore[union-attr]
+
+
+def test_confirm_bests_measures_each_best_beside_its_paper_model(tmp_path: Path) -> None:
+    from shufflenet_nas.nas.latency import MeasureConfig
+    from shufflenet_nas.results.summary import confirm_bests
+
+    study = make_study([V2_REF, T(9.0, 108.0, variant=1)], resolution=32)
+    assert confirm_bests(study, MeasureConfig(target="cpu"), rounds=3, runs=1) == 1
+    found = study.user_attrs["re_measured"][V2]
+    assert found["low"] <= found["ratio"] <= found["high"] and found["best_ms"] > 0 and found["rounds"] == 3
+    assert "re-measured together, 3 rounds" in summarise(study).comparison(V2).text()  # type: ignore[union-attr]
