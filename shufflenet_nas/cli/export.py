@@ -71,7 +71,7 @@ def export(
     folder = out_path if out_path is not None and not as_file else Path("results") / "export"
     done = []
     for item in items:
-        path = out_path if as_file and out_path is not None else folder / f"{item.genotype.arch_id}{suffix}"
+        path = out_path if as_file and out_path is not None else folder / f"{item.stem}{suffix}"
         with err.status(f"exporting {item.label} as {format} ..."), parameters_of("export"):
             exported = export_item(item, format.value, path)
         done.append(exported)
@@ -104,6 +104,8 @@ def _items(source: str, pareto: bool, best_v1: bool, best_v2: bool, trial: list[
         return study_items(study, directory, select_rows(summarise(study), selection))
     if chosen or trial:
         raise UsageError(f"{(chosen or ['--trial'])[0]} picks from a study; SOURCE {source} is an architecture")
+    if not directory.exists() and ("/" in source or directory.suffix in (".json", ".pt", ".pth")):
+        raise UsageError(f"SOURCE {source}: no such study directory or file")
     genotype = arch_from_argument(source)
     weights = directory if directory.suffix in (".pt", ".pth") and directory.is_file() else None
     return [ExportItem(genotype, genotype.arch_id, weights, provenance={"source": source})]

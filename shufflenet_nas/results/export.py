@@ -4,7 +4,9 @@ file, or a state dict; each checked right after it is written.
 - ``json``: the genotype, its costs, the trial's measurements and proxy scores, the trained accuracy where there is
   one, and where it came from; ``resolve_arch`` reads it back.
 - ``onnx``: opset ``ONNX_OPSET``, a dynamic batch axis; run in onnxruntime against PyTorch on random input at
-  another batch size than it was traced with; more than ``ONNX_TOLERANCE`` apart and the file is removed.
+  another batch size than it was traced with; more than ``ONNX_TOLERANCE`` of the largest output apart and the file
+  is removed (so is any file that fails its check). Fresh weights give outputs near zero, which would hide any
+  error: the conversion is then also checked on a copy with randomised weights.
 - ``pt2``: ``torch.export`` with a dynamic batch dimension, saved with ``torch.export.save``; loaded back with
   ``torch.export.load`` and run against the model.
 - ``py``: ``standalone.standalone_source``; imported and run against the model (same weights) in this process.
@@ -16,6 +18,7 @@ the data's resolution and classes), else freshly initialised (seed 0).
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import sys
@@ -39,7 +42,8 @@ from shufflenet_nas.search_spaces import Genotype, build_model, resolve_arch
 FORMATS = ("json", "onnx", "pt2", "py", "state-dict")
 SUFFIXES = {"json": ".json", "onnx": ".onnx", "pt2": ".pt2", "py": ".py", "state-dict": ".pt"}
 ONNX_OPSET = 17
-ONNX_TOLERANCE = 1e-4
+ONNX_TOLERANCE = 1e-4  # of the largest output (at least 1): onnxruntime fuses and reorders arithmetic
+PT2_TOLERANCE = 1e-5  # the same kernels: only the graph capture could differ
 CHECK_BATCH = 3  # the checks run at a batch size the exports were not traced with
 EXPORT_FORMAT = "shufflenet-nas architecture 1"
 
@@ -54,6 +58,11 @@ class ExportItem:
     trial: dict[str, Any] | None = None  # the trial's measurements and scores, from a study
     accuracy: dict[str, Any] | None = None  # what `train` recorded
     provenance: dict[str, Any] = field(default_factory=dict)
+    name: str = ""  # the file name's stem: the study's arch id (trained weights change the genotype's)
+
+    @property
+    def stem(self) -> str:
+        return self.name or self.genotype.arch_id
 
 
 @dataclass(frozen=True)
@@ -73,9 +82,15 @@ class Exported:
 
 
 def export(item: ExportItem, fmt: str, path: Path) -> Exported:
-    """Write ``item`` as ``fmt`` to ``path`` and check it (see the module docstring)."""
+    """Write ``item`` as ``fmt`` to ``path`` and check it (see the module docstring); a file that fails its check
+    is removed."""
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"fmt={fmt!r} is not one of {', '.join(FORMATS)}")
+    sources = [item.weights, item.provenance.get("source")]
+    if any(
+        source and Path(str(source)).is_file() and Path(str(source)).resolve() == path.resolve() for source in sources
+    ):
+        raise InvalidArgumentError(f"path={str(path)!r} is the file exported from; write elsewhere")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -99,24 +114,57 @@ def export(item: ExportItem, fmt: str, path: Path) -> Exported:
                 raise ShuffleNetNASError(f"{path}: the weights do not load back as written")
             check = "build_model(resolve_arch(path), weights=path) loads every tensor back equal"
             return Exported(**base, weights=weights, check=check)
-        inputs = torch.randn(CHECK_BATCH, 3, genotype.resolution, genotype.resolution, generator=_generator())
-        with torch.no_grad():
-            expected = model(inputs)
-        if fmt == "onnx":
-            difference = _onnx(model, genotype, path, inputs, expected)
-            check = f"onnxruntime vs PyTorch at batch {CHECK_BATCH}, opset {ONNX_OPSET}, dynamic batch axis"
-        elif fmt == "pt2":
-            difference = _pt2(model, genotype, path, inputs, expected)
-            check = f"torch.export.load and run vs the model at batch {CHECK_BATCH}, dynamic batch dimension"
-        else:
-            difference = _standalone(model, genotype, path, inputs, expected)
-            check = "imported and run with the same weights vs the model (torch only)"
+        difference, scale = _convert_and_check(fmt, model, genotype, path)
+        if item.weights is None:  # fresh weights give outputs near 0: check the conversion on randomised ones too
+            probe = path.with_name(f".probe-{path.name}")
+            try:
+                difference, scale = _convert_and_check(fmt, _randomised(model), genotype, probe)
+            finally:
+                probe.unlink(missing_ok=True)
     except OSError as error:
+        path.unlink(missing_ok=True)
         raise ShuffleNetNASError(f"cannot write {path}: {error.strerror}; pick another `path`") from None
-    scale = float(expected.abs().max())
-    relative = difference / max(scale, 1e-30)
-    check = f"{check}: max |diff| {difference:.2e} ({relative:.1e} of the largest output, {scale:.2g})"
+    except ShuffleNetNASError:
+        path.unlink(missing_ok=True)
+        raise
+    checked_on = "randomised weights (the file's are fresh)" if item.weights is None else "the file's weights"
+    check = f"{_CHECKS[fmt]}, on {checked_on}: max |diff| {difference:.2e} with outputs up to {scale:.2g}"
     return Exported(**base, weights=weights, check=check, max_abs_diff=difference)
+
+
+_CHECKS = {
+    "onnx": f"onnxruntime vs PyTorch at batch {CHECK_BATCH}, opset {ONNX_OPSET}, dynamic batch axis",
+    "pt2": f"torch.export.load and run vs the model at batch {CHECK_BATCH}, dynamic batch dimension",
+    "py": "imported (torch only) and run vs the model, same weights",
+}
+
+
+def _convert_and_check(fmt: str, model: nn.Module, genotype: Genotype, path: Path) -> tuple[float, float]:
+    """Write ``model`` as ``fmt`` and run it against the model: the largest output difference and output."""
+    inputs = torch.randn(CHECK_BATCH, 3, genotype.resolution, genotype.resolution, generator=_generator())
+    with torch.no_grad():
+        expected = model(inputs)
+    convert = {"onnx": _onnx, "pt2": _pt2, "py": _standalone}[fmt]
+    difference = convert(model, genotype, path, inputs, expected)
+    return difference, float(expected.abs().max())
+
+
+def _randomised(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every weight and BatchNorm statistic drawn at random (seeded): outputs of order 1
+    or more, which a conversion error cannot hide in."""
+    probe = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for key, tensor in probe.state_dict().items():
+            if tensor.is_floating_point():
+                values = torch.rand(tensor.shape, generator=generator)
+                tensor.copy_(values + 0.5 if "running_var" in key else 2 * values - 1)
+    return probe
+
+
+def _tolerance(expected: torch.Tensor, relative: float) -> float:
+    """``relative`` of the largest output, and at least ``relative`` itself."""
+    return relative * max(1.0, float(expected.abs().max()))
 
 
 def _generator() -> torch.Generator:
@@ -168,11 +216,10 @@ def _onnx(model: nn.Module, genotype: Genotype, path: Path, inputs: torch.Tensor
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (output,) = session.run(None, {"x": inputs.numpy()})
     difference = _max_difference(torch.from_numpy(output), expected)
-    if not difference <= ONNX_TOLERANCE:
-        path.unlink(missing_ok=True)
+    if not difference <= _tolerance(expected, ONNX_TOLERANCE):
         raise ShuffleNetNASError(
             f"{genotype.arch_id}: onnxruntime's output differs from PyTorch's by {difference:.2e} (more than "
-            f"{ONNX_TOLERANCE:g}); the ONNX file was not kept"
+            f"{ONNX_TOLERANCE:g} of the largest output); the ONNX file was not kept"
         )
     return difference
 
@@ -184,7 +231,7 @@ def _pt2(model: nn.Module, genotype: Genotype, path: Path, inputs: torch.Tensor,
     loaded = torch.export.load(str(path)).module()
     with torch.no_grad():
         difference = _max_difference(loaded(inputs), expected)
-    if not difference <= ONNX_TOLERANCE:
+    if not difference <= _tolerance(expected, PT2_TOLERANCE):
         raise ShuffleNetNASError(f"{genotype.arch_id}: the exported program's output differs by {difference:.2e}")
     return difference
 
@@ -192,7 +239,10 @@ def _pt2(model: nn.Module, genotype: Genotype, path: Path, inputs: torch.Tensor,
 def _standalone(
     model: nn.Module, genotype: Genotype, path: Path, inputs: torch.Tensor, expected: torch.Tensor
 ) -> float:
-    path.write_text(standalone_source(genotype))
+    source = standalone_source(genotype)
+    if "shufflenet_nas" in source:
+        raise ShuffleNetNASError(f"{genotype.arch_id}: the standalone source mentions shufflenet_nas")
+    path.write_text(source)
     name = f"_shufflenet_export_{genotype.arch_id}"
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
@@ -233,6 +283,7 @@ def study_items(study: optuna.Study, study_dir: Path, rows: list[TrialRow]) -> l
                 trial={key: attrs[key] for key in _TRIAL_KEYS if key in attrs},
                 accuracy=record,
                 provenance=provenance | {"baseline": row.baseline} if row.baseline else provenance,
+                name=row.arch_id,
             )
         )
     return items

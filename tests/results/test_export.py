@@ -19,6 +19,8 @@ MIXED = "stem8s1-v1_n2_c24_g2_k5_se_res-v2_n2_c32_g1_r0.375_k3_res-v2_n2_c64_g2_
 SHAPES = [
     MIXED,  # V1 groups + SE + residual, V2 split 0.375, grouped V2 with SE, k5 and k7
     "stem8s1-v1_n2_c32_g4_k3_noshuffle-v1_n1_c64_g4_k3-head0-down_official-fc_nobias-in32-cls5",
+    "stem8s2-v2_n2_c16_g1_r0.5_k3_noshuffle-v2_n1_c32-head32-down_official-in32-cls3",  # stem stride 2
+    "stem8s4-v2_n1_c16-v1_n2_c48_g2_k3_res-head0-in64-cls2",  # stem stride 4 (max pool)
 ]
 
 
@@ -45,7 +47,8 @@ def test_the_standalone_file_reproduces_the_model_exactly_in_a_fresh_interpreter
     assert exported.max_abs_diff == 0
     source = (tmp_path / "net.py").read_text()
     assert "shufflenet_nas" not in source and "class ShuffleV1Unit" in source and "STAGES = [" in source
-    inputs = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    side = genotype.resolution
+    inputs = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(2))
     torch.save(inputs, tmp_path / "inputs.pt")
     script = (
         "import sys, importlib.util, torch\n"
@@ -121,3 +124,20 @@ def test_bad_format_and_unwritable_path_are_one_line_errors(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="cannot create its folder"):
         export(ExportItem(genotype, "x"), "json", tmp_path / "file" / "x.json")
     assert issubclass(ShuffleNetNASError, Exception)
+
+
+def test_a_broken_conversion_is_caught_even_with_fresh_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime as ort
+
+    genotype = Genotype.from_string(MIXED)
+    monkeypatch.setattr(ort.InferenceSession, "run", lambda self, names, feeds: [np.zeros((3, 10), np.float32)])
+    with pytest.raises(ShuffleNetNASError, match="onnxruntime's output differs from PyTorch's by"):
+        export(ExportItem(genotype, "fresh"), "onnx", tmp_path / "net.onnx")  # fresh outputs are ~1e-4: the probe
+    assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".probe-*"))
+
+
+def test_exporting_onto_the_source_is_refused(tmp_path: Path) -> None:
+    genotype = Genotype.from_string(MIXED)
+    weights = _probe_weights(genotype, tmp_path / "weights.pt")
+    with pytest.raises(ValueError, match="is the file exported from; write elsewhere"):
+        export(ExportItem(genotype, "x", weights), "state-dict", weights)
