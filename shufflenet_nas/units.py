@@ -40,3 +40,8 @@ def parse_latency_ms(text: str, parameter: str = "latency_budget_ms") -> float:
             f"{parameter}={text!r} cannot be read: write a positive number with a unit, e.g. 2ms, 500us or 0.002s"
         )
     return float(match[1]) * _SECONDS[match[2] or "ms"]
+
+
+def percent(fraction: float | None) -> str:
+    """A 0..1 accuracy as a percentage with one decimal (``94.4``); '' for none."""
+    return "" if fraction is None else f"{100 * fraction:.1f}"

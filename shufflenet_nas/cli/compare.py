@@ -2,84 +2,112 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from shufflenet_nas.cli.common import JsonOption, MeasureOptions, measure_options
-from shufflenet_nas.cli.console import err, out, percent, print_json
-from shufflenet_nas.cli.errors import UsageError, parameters_of
+from shufflenet_nas.cli.common import (
+    _MEASURE_OPTIONS,
+    Dtype,
+    JsonOption,
+    MeasureOptions,
+    Runtime,
+    Target,
+    option_group,
+    output_path,
+)
+from shufflenet_nas.cli.console import err, out, print_json
+from shufflenet_nas.cli.errors import parameters_of
+from shufflenet_nas.errors import ShuffleNetNASError
+from shufflenet_nas.units import percent
 
 if TYPE_CHECKING:
     from shufflenet_nas.results.compare import StudyComparison
 
 
-@measure_options(max_time=10.0, precision=0.005, isolate=False)
+_STUDY_SETTINGS = ("target", "runtime", "dtype", "batch", "threads")  # taken from the study unless given
+
+
+@option_group("measure", MeasureOptions, {name: _MEASURE_OPTIONS[name] for name in _STUDY_SETTINGS})
 def compare(
+    context: typer.Context,
     study_dir: Annotated[Path, typer.Argument(help="A results/<study> directory.")],
     measure: MeasureOptions,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Write PNG charts and report.md into this folder.")
+        Path | None, typer.Option("--out", help="Write PNG charts, report.md and comparison.json into this folder.")
     ] = None,
-    rounds: Annotated[int, typer.Option(help="Interleaved rounds (each network once per round).")] = 10,
+    rounds: Annotated[int, typer.Option(help="Interleaved rounds, 5 or more (each network once per round).")] = 10,
     runs: Annotated[int, typer.Option(help="Timed forwards per network per round (their median counts).")] = 5,
     json_output: JsonOption = False,
 ) -> None:
     """Re-measure a study's best, its Pareto front and the papers' models in one run, interleaved in rounds.
 
     Raw milliseconds and the raw ratio to ShuffleNet V2 1.0x within each round, with 95% bootstrap intervals; with
-    counted and paper MFLOPs, params, memory access, operators, proxy, trained and paper top-1.
+    counted and paper MFLOPs, params, memory access, operators, proxy, trained and paper top-1. Measured as the
+    study was (its target, runtime, dtype, batch, threads) unless an option says otherwise.
     Example: shufflenet-nas compare results/cpu-146M-mixed --out results/cpu-146M-mixed/compare
     """
     from shufflenet_nas.results import load_study, summarise
     from shufflenet_nas.results.compare import compare_study
 
-    if rounds < 3 or runs < 1:
-        raise UsageError(f"--rounds {rounds} --runs {runs}: give 3 or more rounds and 1 or more runs")
     with parameters_of("study_dir"):
         study = load_study(study_dir)
     summary = summarise(study)
-    config = measure.config()
+    config = _as_the_study(measure, summary.settings, context).config()
+    if out_dir is not None:
+        output_path(out_dir / "report.md", "the comparison")  # a folder that cannot be made fails before measuring
     with err.status(f"re-measuring the study's architectures and the papers' models ({rounds} rounds) ..."):
         comparison = compare_study(study, summary, config, rounds=rounds, runs=runs)
-    written: list[Path] = []
-    if out_dir is not None:
-        written = _write(comparison, out_dir)
+    data = comparison.to_dict()
     if json_output:
-        print_json(comparison.to_dict() | {"files": [str(p) for p in written]})
+        print_json(data | {"files": [str(p) for p in _write(comparison, out_dir)] if out_dir else []})
         return
     out.print(_table(comparison))
-    for path in written:
+    for path in _write(comparison, out_dir) if out_dir else []:
         err.print(f"wrote {escape(str(path))}", highlight=False)
 
 
+def _as_the_study(measure: MeasureOptions, settings: dict[str, Any], context: typer.Context) -> MeasureOptions:
+    """``measure`` with each option the command line left at its default taken from the study's settings."""
+    given = {name for name in _STUDY_SETTINGS if getattr(context.get_parameter_source(name), "name", "") != "DEFAULT"}
+    taken = {name: settings[name] for name in _STUDY_SETTINGS if name not in given and settings.get(name) is not None}
+    choices = {"target": Target, "runtime": Runtime, "dtype": Dtype}
+    return replace(measure, **{k: choices[k](v) if k in choices else v for k, v in taken.items()})
+
+
 def _write(comparison: StudyComparison, out_dir: Path) -> list[Path]:
+    """The charts, report.md and comparison.json in ``out_dir``."""
     from shufflenet_nas.results.plots import write_plots
     from shufflenet_nas.results.report import report_markdown
 
     try:
         charts = write_plots(comparison, out_dir)
-        report = out_dir / "report.md"
+        report, data = out_dir / "report.md", out_dir / "comparison.json"
         report.write_text(report_markdown(comparison, charts))
+        data.write_text(json.dumps(comparison.to_dict(), indent=2, default=str) + "\n")
     except OSError as error:
-        raise UsageError(f"--out {out_dir}: cannot write there ({error.strerror}); pick another folder") from None
-    return [*charts, report]
+        raise ShuffleNetNASError(
+            f"--out {out_dir}: cannot write there ({error.strerror}); pick another folder"
+        ) from None
+    return [*charts, report, data]
 
 
 def _table(comparison: StudyComparison) -> Table:
     p = comparison.provenance
     table = Table(
         title=f"{comparison.study}: re-measured together on {p.get('target')}, {p.get('rounds')} interleaved rounds "
-        f"(raw ms; x = ratio to {comparison.reference} within each round; [95%])"
+        f"(raw ms; x = ratio to {comparison.reference.label} within each round; [95%])"
     )
     for column in ("", "trial", "MFLOPs", "params", "proxy", "ms", "x V2 1.0x", "top-1 %", "paper top-1 %"):
         table.add_column(column, justify="left" if column == "" else "right")
     for row in sorted(comparison.rows, key=lambda r: r.ms):
         table.add_row(
-            escape(row.label),
+            escape(row.label) + (" (reference)" if row.is_reference else ""),
             "" if row.trial is None else str(row.trial),
             f"{row.mflops:.1f}",
             f"{row.params:,}",

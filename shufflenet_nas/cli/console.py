@@ -18,8 +18,3 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 def print_json(data: Any) -> None:
     """JSON on stdout, nothing else."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def percent(fraction: float | None) -> str:
-    """A 0..1 accuracy as a percentage with one decimal (``94.4``); '' for none."""
-    return "" if fraction is None else f"{100 * fraction:.1f}"

@@ -100,6 +100,9 @@ FLAGS: dict[str, Flag] = {
     "restart": Flag("--restart"),
     "flip": Flag("--flip", off="--no-flip"),
     "refine.epochs": Flag("--refine-epochs"),  # search --proxy-refine's recipe
+    # measure_interleaved / time_interleaved (nas.latency), compare_study (results.compare)
+    "rounds": Flag("--rounds"),
+    "runs": Flag("--runs"),
     # export (results.export)
     "export.fmt": Flag("--format"),
     "export.path": Flag("--out"),

@@ -24,10 +24,11 @@ from shufflenet_nas.cli.common import (
     choice_option,
     measure_options,
 )
-from shufflenet_nas.cli.console import err, out, percent, print_json
+from shufflenet_nas.cli.console import err, out, print_json
 from shufflenet_nas.cli.errors import UsageError, interrupt_exit_code, parameters_of
 from shufflenet_nas.cli.progress import ProgressBar, progress
 from shufflenet_nas.errors import ShuffleNetNASError, mask_password
+from shufflenet_nas.units import percent
 
 if TYPE_CHECKING:
     import optuna
@@ -118,6 +119,7 @@ def search(
     import optuna
 
     from shufflenet_nas.nas.data import load_dataset
+    from shufflenet_nas.nas.latency._interleaved import MIN_ROUNDS
     from shufflenet_nas.nas.proxies import check_proxy_names
     from shufflenet_nas.nas.search import Interrupted, SearchConfig, run_search, run_workers
     from shufflenet_nas.results.rows import RANK_PROXY
@@ -154,8 +156,8 @@ def search(
         seed_baselines=seed_baselines,
         ranges=SpaceRanges(shuffle=(False, True)) if space_shuffle else SpaceRanges(),
     )
-    if confirm_rounds != 0 and confirm_rounds < 3:
-        raise UsageError(f"--confirm-rounds {confirm_rounds}: give 0 (off) or 3 or more rounds")
+    if confirm_rounds != 0 and confirm_rounds < MIN_ROUNDS:
+        raise UsageError(f"--confirm-rounds {confirm_rounds}: give 0 (off) or {MIN_ROUNDS} or more rounds")
     if n_trials is not None and n_trials < 1:
         raise UsageError(f"--n-trials {n_trials}: give at least 1")
     if not 1 <= workers <= (os.cpu_count() or 1):
@@ -330,8 +332,9 @@ def _render(summary: StudySummary, json_output: bool, all_trials: bool = False) 
     rule = summary.rule_text()
     if rule:
         out.print(escape(rule), highlight=False, style="dim")
-    if summary.training_text():
-        out.print(escape(summary.training_text()), highlight=False, style="dim")
+    for note in (summary.training_text(), summary.latency_note()):
+        if note:
+            out.print(escape(note), highlight=False, style="dim")
     for headline, genotype in summary.verdicts():
         style = "bold" if genotype else "yellow"
         out.print(f"[{style}]{escape(headline)}[/{style}]", highlight=False)

@@ -12,9 +12,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from shufflenet_nas.cli.common import Choice, JsonOption, arch_from_argument, choice_option
-from shufflenet_nas.cli.console import err, out, percent, print_json
+from shufflenet_nas.cli.console import err, out, print_json
 from shufflenet_nas.cli.errors import UsageError, parameters_of, show_warning
 from shufflenet_nas.cli.progress import progress
+from shufflenet_nas.units import percent
 
 if TYPE_CHECKING:
     import optuna

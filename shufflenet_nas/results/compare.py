@@ -11,7 +11,6 @@ papers' top-1 for their models. ``stage_times`` times the winner's and the refer
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -19,7 +18,7 @@ import optuna
 from shufflenet_nas.nas.cost import count_cost
 from shufflenet_nas.nas.latency import MeasureConfig, measure_interleaved
 from shufflenet_nas.nas.latency._interleaved import time_interleaved
-from shufflenet_nas.nas.latency._runtimes import seeded
+from shufflenet_nas.nas.latency._runtimes import is_channels_last, seeded
 from shufflenet_nas.nas.search_config import baseline_at
 from shufflenet_nas.results.rows import TrialRow
 from shufflenet_nas.results.summary import StudySummary
@@ -33,7 +32,9 @@ REFERENCE = "shufflenet_v2_x1_0"
 class ComparedRow:
     """One architecture as ``compare`` shows it; ``ms`` and ``ratio`` come from the interleaved re-measurement."""
 
-    label: str  # "best V2-style", "pareto", the baseline's name, or "reference"
+    label: str  # "best V2-style", "pareto", or the paper model's name
+    is_reference: bool  # V2 1.0x, the network every ratio is to
+    added: bool  # not in the study: V2 1.0x added as the reference
     arch_id: str
     genotype: str
     family: str
@@ -63,9 +64,12 @@ class StudyComparison:
     study: str
     settings: dict[str, Any]
     rows: list[ComparedRow]
-    reference: str
     provenance: dict[str, Any]
     stages: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # label -> [(part, ms)]
+
+    @property
+    def reference(self) -> ComparedRow:
+        return next(row for row in self.rows if row.is_reference)
 
     def row(self, label: str) -> ComparedRow | None:
         return next((row for row in self.rows if row.label == label), None)
@@ -74,7 +78,7 @@ class StudyComparison:
         return {
             "study": self.study,
             "settings": self.settings,
-            "reference": self.reference,
+            "reference": self.reference.label,
             "rows": [asdict(row) for row in self.rows],
             "stages": {label: [{"part": p, "ms": ms} for p, ms in parts] for label, parts in self.stages.items()},
             "provenance": self.provenance,
@@ -82,14 +86,13 @@ class StudyComparison:
 
 
 def compared_rows(summary: StudySummary) -> list[tuple[str, TrialRow]]:
-    """(label, row) for each family's best, the rest of the front, then the paper models; each architecture once."""
+    """(label, row) for each family's best, the rest of the front, then the paper models, each architecture once;
+    a paper model is labelled by its name wherever it sits."""
     chosen: dict[str, tuple[str, TrialRow]] = {}
     for family, row in summary.best.items():
         chosen.setdefault(row.arch_id, (f"best {family}", row))
-    for row in summary.pareto:
-        chosen.setdefault(row.arch_id, ("pareto", row))
-    for row in summary.baselines:
-        chosen.setdefault(row.arch_id, (row.baseline or "baseline", row))
+    for row in [*summary.pareto, *summary.baselines]:
+        chosen.setdefault(row.arch_id, (row.baseline or "pareto", row))
     return list(chosen.values())
 
 
@@ -100,7 +103,6 @@ def compare_study(
     *,
     rounds: int = 10,
     runs: int = 5,
-    study_dir: Path | None = None,
 ) -> StudyComparison:
     """Re-measure what ``compared_rows`` picks and V2 1.0x together (see the module docstring)."""
     from shufflenet_nas.results.rows import trained_records
@@ -116,7 +118,7 @@ def compare_study(
     trained = trained_records(study)
     rows = []
     for index, genotype in enumerate(genotypes):
-        label, row = picked[index] if index < len(picked) else ("reference", None)
+        label, row = picked[index] if index < len(picked) else (REFERENCE, None)
         name = row.baseline if row is not None else REFERENCE
         paper = BASELINES.get(name) if name else None
         cost = count_cost(genotype)
@@ -126,6 +128,8 @@ def compare_study(
         rows.append(
             ComparedRow(
                 label=label,
+                is_reference=index == reference,
+                added=row is None,
                 arch_id=genotype.arch_id,
                 genotype=genotype.to_string(),
                 family=genotype.family,
@@ -138,7 +142,7 @@ def compare_study(
                 proxy=row.proxy if row else None,
                 study_latency_ms=row.latency_ms if row else None,
                 accuracy_top1=record.get("accuracy_top1"),
-                paper_mflops=paper.paper_mflops if paper else None,
+                paper_mflops=paper.paper_mflops if paper and genotype.resolution == 224 else None,
                 paper_top1=100 - paper.paper_top1_error if paper and paper.paper_top1_error is not None else None,
                 ms=timed.median_ms(index),
                 ms_low=low,
@@ -148,29 +152,39 @@ def compare_study(
                 ratio_high=ratio[2],
             )
         )
-    reference_label = rows[reference].label
-    comparison = StudyComparison(study.study_name, settings, rows, reference_label, dict(timed.provenance))
+    comparison = StudyComparison(study.study_name, settings, rows, dict(timed.provenance))
     winner = comparison.row("best V2-style") or comparison.row("best V1-style")
     if winner is not None:
-        for row in (winner, rows[reference]):
-            comparison.stages[row.label] = stage_times(Genotype.from_string(row.genotype), config, rounds)
+        pair = [winner, rows[reference]]
+        timed_parts = stage_times([Genotype.from_string(row.genotype) for row in pair], config, rounds, runs)
+        comparison.stages = {row.label: parts for row, parts in zip(pair, timed_parts, strict=True)}
     return comparison
 
 
-def stage_times(genotype: Genotype, config: MeasureConfig, rounds: int = 10, runs: int = 5) -> list[tuple[str, float]]:
-    """The median ms of each part of the network (stem, stage2.., head), each timed alone at its input shape,
-    the parts interleaved in rounds (raw, like ``measure_interleaved``)."""
+def stage_times(
+    genotypes: list[Genotype], config: MeasureConfig, rounds: int = 10, runs: int = 5
+) -> list[list[tuple[str, float]]]:
+    """Per network, the median ms of each part (stem, stage2.., head), each part timed alone at its input shape and
+    memory format inside the network, all parts of all networks interleaved in one run. The parts of a network do
+    not add up to the whole: alone, each starts with cold caches and pays its own call overhead."""
     import torch
 
-    model = seeded(lambda: build(genotype)).eval()
-    parts: list[tuple[str, torch.nn.Module]] = [("stem", model.stem)]
-    parts += list(zip(model.stage_names, model.stages(), strict=True))
-    parts.append(("head", model.head))
-    shaped = []
-    x = torch.zeros(1, 3, genotype.resolution, genotype.resolution)
-    with torch.no_grad():
-        for _, part in parts:
-            shaped.append((part, (int(x.shape[1]), int(x.shape[2]), int(x.shape[3]))))
-            x = part(x)
-    timed = time_interleaved(shaped, config, rounds=rounds, runs=runs)
-    return [(name, timed.median_ms(index)) for index, (name, _) in enumerate(parts)]
+    names: list[list[str]] = []
+    modules: list[tuple[torch.nn.Module, tuple[int, int, int], bool | None]] = []
+    for genotype in genotypes:
+        model = seeded(lambda genotype=genotype: build(genotype)).eval()
+        parts = [("stem", model.stem), *zip(model.stage_names, model.stages(), strict=True), ("head", model.head)]
+        x = torch.zeros(1, 3, genotype.resolution, genotype.resolution)
+        if config.channels_last:
+            model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            for _, part in parts:
+                modules.append((part, (int(x.shape[1]), int(x.shape[2]), int(x.shape[3])), is_channels_last(x)))
+                x = part(x)
+        names.append([name for name, _ in parts])
+    timed = time_interleaved(modules, config, rounds=rounds, runs=runs)
+    result, index = [], 0
+    for parts in names:
+        result.append([(name, timed.median_ms(index + offset)) for offset, name in enumerate(parts)])
+        index += len(parts)
+    return result

@@ -69,12 +69,12 @@ def _latency_vs_proxy(comparison: StudyComparison, path: Path) -> Path:
     rows = [r for r in comparison.rows if r.proxy is not None]
     figure, axes = plt.subplots(figsize=(9, 5))
     front = sorted((r for r in rows if not r.baseline), key=lambda r: r.ms)
-    if front:
+    if len(front) > 1:
         label = "the search's front, re-measured"
         axes.plot([r.ms for r in front], [r.proxy for r in front], color="tab:blue", alpha=0.4, lw=1, label=label)
     _scatter_rows(axes, rows, lambda r: r.ms, lambda r: r.proxy)
-    reference = comparison.row(comparison.reference)
-    if reference is not None and reference.proxy is not None:
+    reference = comparison.reference
+    if reference.proxy is not None:
         axes.axhline(reference.proxy, color="tab:green", ls="--", lw=1, label=f"proxy of {reference.baseline}")
     axes.set_xlabel("latency, ms (re-measured, interleaved)")
     axes.set_ylabel(f"proxy ({comparison.settings.get('proxy')}, higher is better)")
@@ -99,14 +99,17 @@ def _stages(comparison: StudyComparison, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     (first, first_parts), (second, second_parts) = comparison.stages.items()
-    names = [name for name, _ in first_parts]
+    names = list(dict.fromkeys([name for name, _ in first_parts] + [name for name, _ in second_parts]))
+    first_ms = dict(first_parts)
     figure, axes = plt.subplots(figsize=(9, 5))
     width = 0.4
     positions = range(len(names))
-    axes.bar([p - width / 2 for p in positions], [ms for _, ms in first_parts], width, label=first, color="tab:red")
+    axes.bar(
+        [p - width / 2 for p in positions], [first_ms.get(n, 0.0) for n in names], width, label=first, color="tab:red"
+    )
     other = dict(second_parts)
     axes.bar([p + width / 2 for p in positions], [other.get(n, 0.0) for n in names], width, label=second, color="0.55")
     axes.set_xticks(list(positions), names)
     axes.set_xlabel("part of the network")
-    axes.set_ylabel("latency, ms (each part alone, interleaved)")
+    axes.set_ylabel("latency, ms (each part alone; the parts do not add up to the network)")
     return _finish(figure, axes, path, f"{comparison.study}: where the time goes · {_device(comparison)}")

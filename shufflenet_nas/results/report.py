@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from shufflenet_nas.results.compare import ComparedRow, StudyComparison
+from shufflenet_nas.units import percent
 
 
 def _number(value: float | None, spec: str) -> str:
     return "" if value is None else format(value, spec)
-
-
-def _percent(value: float | None) -> str:
-    return "" if value is None else f"{100 * value:.1f}"
 
 
 def report_markdown(comparison: StudyComparison, charts: list[Path]) -> str:
@@ -29,11 +26,14 @@ def report_markdown(comparison: StudyComparison, charts: list[Path]) -> str:
         "median; **x V2 1.0x** the median over rounds of the ratio within each round; [95% bootstrap intervals]. "
         f"The study: budget {s.get('budget_mflops')} MFLOPs, proxy {s.get('proxy')}, family {s.get('family')}.",
         "",
-        "| | trial | family | MFLOPs (paper) | params | memory access | operators | proxy | study ms | ms [95%] | "
-        "x V2 1.0x [95%] | trained top-1 % | paper top-1 % |",
+        "| | trial | family | MFLOPs (paper, 224 px) | params | memory access | operators | proxy | study ms | "
+        "ms [95%] | x V2 1.0x [95%] | trained top-1 % | paper top-1 % |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(row) for row in sorted(comparison.rows, key=lambda r: r.ms)]
+    reference = comparison.reference
+    if reference.added:
+        lines += ["", f"{reference.label} was not in the study: added as the reference (no trial, no proxy)."]
     lines += ["", *(f"![{chart.stem}]({chart.name})" for chart in charts), "", "## Genotypes", ""]
     lines += [f"- {row.label}{_trial(row)}: `{row.genotype}`" for row in comparison.rows]
     lines += [
@@ -52,9 +52,10 @@ def _trial(row: ComparedRow) -> str:
 def _row(row: ComparedRow) -> str:
     paper = f" ({row.paper_mflops:g})" if row.paper_mflops is not None else ""
     return (
-        f"| {row.label} | {_number(row.trial, 'd')} | {row.family} | {row.mflops:.1f}{paper} | {row.params:,} | "
+        f"| {row.label}{' (reference)' if row.is_reference else ''} | {_number(row.trial, 'd')} | {row.family} | "
+        f"{row.mflops:.1f}{paper} | {row.params:,} | "
         f"{row.memory_access / 1e6:.2f}M | {row.operators} | {_number(row.proxy, '.4g')} | "
         f"{_number(row.study_latency_ms, '.3f')} | {row.ms:.3f} [{row.ms_low:.3f}, {row.ms_high:.3f}] | "
-        f"{row.ratio:.3f} [{row.ratio_low:.3f}, {row.ratio_high:.3f}] | {_percent(row.accuracy_top1)} | "
+        f"{row.ratio:.3f} [{row.ratio_low:.3f}, {row.ratio_high:.3f}] | {percent(row.accuracy_top1)} | "
         f"{_number(row.paper_top1, '.1f')} |"
     )

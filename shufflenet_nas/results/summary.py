@@ -73,7 +73,9 @@ class Comparison:
                 f"re-measured together, {c['rounds']} rounds: {c['best_ms']:{LATENCY_FORMAT}} vs "
                 f"{c['reference_ms']:{LATENCY_FORMAT}} ms, ratio {c['ratio']:.3f} [{c['low']:.3f}, {c['high']:.3f}]"
             )
-            if c["high"] >= 1:
+            if c["low"] > 1:
+                return f"{change:.1f}% higher latency than {self.reference.baseline} ({measured}; {scores})"
+            if not c["high"] < 1:  # the interval reaches 1 (or is undefined)
                 return f"not measurably faster than {self.reference.baseline} ({measured}; {scores})"
             return f"{abs(change):.1f}% lower latency than {self.reference.baseline} ({measured}; {scores})"
         return (
@@ -206,6 +208,15 @@ class StudySummary:
         described = (first.get("data") or {}).get("description", "?")
         return f"{count} with one recipe and seed {first.get('seed')} ({first.get('recipe_text')}) on {described}"
 
+    def latency_note(self) -> str:
+        """Which latency is which, where a headline comes from a re-measurement ('' where none does)."""
+        if not any(c.confirmed for f in self.best if (c := self.comparison(f)) is not None):
+            return ""
+        return (
+            "latency ms in the table: the search's own short measurements (normalised on cpu and onnxruntime); "
+            "the headlines: each best and its paper model re-measured together, raw"
+        )
+
     def verdicts(self) -> list[tuple[str, str | None]]:
         """Per searched family: the headline (``best V2-style trial 42 · 12.3% lower latency than ...`` or
         ``no best V1-style: <reason>``) and the best's genotype (None without a best)."""
@@ -271,6 +282,7 @@ class StudySummary:
         rule = self.rule_text()
         lines += ["", rule] if rule else []
         lines += ["", self.training_text()] if self.trained else []
+        lines += ["", self.latency_note()] if self.latency_note() else []
         for headline, genotype in self.verdicts():
             lines += ["", f"**{headline}**"] + ([f"`{genotype}`"] if genotype else [])
         return "\n".join(lines) + "\n"

@@ -32,7 +32,7 @@ CASES = [
     (["measure", "shufflenet_v2_x1_0", "--resolution", "5"], 2, "--resolution: input resolution 5 is too small"),
     (["search", "--resolution", "100000"], 2, "above the limit of 2048"),
     (["search", *TINY, "--n-trials", "0"], 2, "--n-trials 0"),
-    (["search", *TINY, "--confirm-rounds", "2"], 2, "--confirm-rounds 2: give 0 (off) or 3 or more rounds"),
+    (["search", *TINY, "--confirm-rounds", "2"], 2, "--confirm-rounds 2: give 0 (off) or 5 or more rounds"),
     (["search", *TINY, "--workers", "0"], 2, "--workers 0"),
     (["search", *TINY, "--batch", "0"], 2, "--batch 0"),
     # a resume with other settings

@@ -131,19 +131,22 @@ NO_FLAG = {
     "study",  # train_rows: the opened study
     "study_dir",  # train_rows: train's SOURCE
     "item",  # export: SOURCE and the selection
+    "genotypes",  # measure_interleaved: compare's study
+    "summary",  # compare_study: the study's summary
 }
 
 
 def test_every_library_parameter_has_a_flag_or_is_known_to_have_none() -> None:
     from shufflenet_nas import build_model, load_study, measure_latency, validate_against_results
     from shufflenet_nas.nas.data import load_dataset
-    from shufflenet_nas.nas.latency import MeasureConfig
+    from shufflenet_nas.nas.latency import MeasureConfig, measure_interleaved
     from shufflenet_nas.nas.lut import LatencyTable, compare
     from shufflenet_nas.nas.proxies import compute_proxies
     from shufflenet_nas.nas.short_training import TrainConfig
     from shufflenet_nas.nas.train_architecture import train_architecture
     from shufflenet_nas.nas.training import TrainRecipe
     from shufflenet_nas.nas.validation import validate_against_paper, validate_against_training
+    from shufflenet_nas.results.compare import compare_study
     from shufflenet_nas.results.export import export
     from shufflenet_nas.results.selection import Selection
     from shufflenet_nas.results.training import train_rows
@@ -153,7 +156,7 @@ def test_every_library_parameter_has_a_flag_or_is_known_to_have_none() -> None:
     apis += [measure_latency, build_model, validate_against_results]
     apis += [load_dataset, compute_proxies, validate_against_paper, validate_against_training, load_study]
     apis += [SearchSpace, LatencyTable.open, compare]
-    apis += [TrainRecipe, train_architecture, Selection, train_rows]
+    apis += [TrainRecipe, train_architecture, Selection, train_rows, measure_interleaved, compare_study]
     names = {name for api in apis for name in _parameters(api)} - {"self", "cls"}
     names |= {f"train_config.{name}" for name in _parameters(TrainConfig)}
     names |= {f"export.{name}" for name in _parameters(export)}  # the CLI qualifies them: parameters_of("export")

@@ -27,35 +27,46 @@ def _study(directory: Path) -> Path:
 
 def test_compare_re_measures_against_v2_1x_and_writes_charts_and_a_report(tmp_path: Path) -> None:
     study = _study(tmp_path / "cpu-146M-mixed")
-    args = ["compare", str(study), "--rounds", "3", "--runs", "1", "--out", str(tmp_path / "cmp"), "--json"]
+    args = ["compare", str(study), "--rounds", "5", "--runs", "1", "--out", str(tmp_path / "cmp"), "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     rows = {row["label"]: row for row in data["rows"]}
-    assert set(rows) == {"best V2-style", "best V1-style", "shufflenet_v2_x0_5", "reference"}  # V2 1.0x added
-    assert data["reference"] == "reference" and rows["reference"]["ratio"] == 1.0
-    assert rows["reference"]["baseline"] == "shufflenet_v2_x1_0" and rows["reference"]["genotype"].endswith(
-        "in32-cls1000"
-    )
+    assert set(rows) == {"best V2-style", "best V1-style", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0"}
+    reference = rows["shufflenet_v2_x1_0"]  # not in the study: added as the reference
+    assert data["reference"] == "shufflenet_v2_x1_0" and reference["ratio"] == 1.0
+    assert reference["is_reference"] and reference["added"] and reference["genotype"].endswith("in32-cls1000")
     for row in rows.values():
         assert row["ms"] > 0 and row["ratio_low"] <= row["ratio"] <= row["ratio_high"]
     assert (
         rows["shufflenet_v2_x0_5"]["paper_top1"] == pytest.approx(100 - 39.7)
         and rows["best V2-style"]["proxy"] == 1.4e6
     )
-    assert set(data["stages"]) == {"best V2-style", "reference"}
-    assert [part["part"] for part in data["stages"]["reference"]] == ["stem", "stage2", "stage3", "stage4", "head"]
-    assert data["provenance"]["normalized"] is False and data["provenance"]["rounds"] == 3
+    assert set(data["stages"]) == {"best V2-style", "shufflenet_v2_x1_0"}
+    parts = [part["part"] for part in data["stages"]["shufflenet_v2_x1_0"]]
+    assert parts == ["stem", "stage2", "stage3", "stage4", "head"]
+    assert data["provenance"]["normalized"] is False and data["provenance"]["rounds"] == 5
     files = {Path(path).name for path in data["files"]}
-    assert files == {"latency_vs_proxy.png", "mflops_vs_latency.png", "stage_latency.png", "report.md"}
-    for name in files - {"report.md"}:
+    assert files == {
+        "latency_vs_proxy.png",
+        "mflops_vs_latency.png",
+        "stage_latency.png",
+        "report.md",
+        "comparison.json",
+    }
+    assert json.loads((tmp_path / "cmp" / "comparison.json").read_text())["rows"] == data["rows"]
+    for name in files - {"report.md", "comparison.json"}:
         assert (tmp_path / "cmp" / name).read_bytes().startswith(PNG)
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert "![latency_vs_proxy](latency_vs_proxy.png)" in report and "| best V2-style | 1 |" in report
 
 
 def test_compare_bad_input(tmp_path: Path) -> None:
-    few = runner.invoke(app, ["compare", str(_study(tmp_path / "s")), "--rounds", "2"])
-    assert few.exit_code == 2 and "give 3 or more rounds" in few.stderr
+    study = _study(tmp_path / "s")
+    few = runner.invoke(app, ["compare", str(study), "--rounds", "3"])
+    assert few.exit_code == 2 and "--rounds 3, --runs 5: give 5 or more rounds" in few.stderr
+    (tmp_path / "file").write_text("")
+    blocked = runner.invoke(app, ["compare", str(study), "--out", str(tmp_path / "file" / "cmp")])
+    assert blocked.exit_code == 2 and "cannot create the folder" in blocked.stderr and "ms" not in blocked.stdout
     missing = runner.invoke(app, ["compare", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "holds no study.db" in missing.stderr

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from shufflenet_nas.errors import InvalidArgumentError
 from shufflenet_nas.nas.latency._config import MeasureConfig, software_provenance
 from shufflenet_nas.nas.latency._runtimes import seeded, timed_forward
 from shufflenet_nas.search_spaces.builder import build
@@ -26,6 +27,7 @@ from shufflenet_nas.search_spaces.weights import load_weights
 
 WARMUP_RUNS = 2
 RESAMPLES = 2000
+MIN_ROUNDS = 5  # a bootstrap interval of the median over fewer rounds covers far less than 95% (3 rounds: ~75%)
 
 
 @dataclass(frozen=True)
@@ -69,22 +71,32 @@ def measure_interleaved(
 ) -> Interleaved:
     """Time ``genotypes`` interleaved in ``rounds`` rounds of ``runs`` forwards each (see the module docstring);
     ``weights`` (one per genotype, None for fresh ones) are loaded by key."""
-    modules = []
+    modules: list[tuple[nn.Module, tuple[int, int, int], bool | None]] = []
     for genotype, loaded in zip(genotypes, weights or [None] * len(genotypes), strict=True):
         model = seeded(lambda genotype=genotype: build(genotype))
         if loaded is not None:
             load_weights(model, loaded, genotype.to_string())
-        modules.append((model, (3, genotype.resolution, genotype.resolution)))
+        modules.append((model, (3, genotype.resolution, genotype.resolution), None))
     return time_interleaved(modules, config, rounds=rounds, runs=runs)
 
 
 def time_interleaved(
-    modules: list[tuple[nn.Module, tuple[int, int, int]]], config: MeasureConfig, *, rounds: int, runs: int
+    modules: list[tuple[nn.Module, tuple[int, int, int], bool | None]],
+    config: MeasureConfig,
+    *,
+    rounds: int,
+    runs: int,
 ) -> Interleaved:
-    """Time ``modules``, each on a random input of ``(config.batch, *shape)``, interleaved in rounds."""
+    """Time ``modules``, each ``(module, input shape, channels-last input or None for the config's)`` on a random
+    input of ``(config.batch, *shape)``, interleaved in rounds."""
+    if rounds < MIN_ROUNDS or runs < 1:
+        raise InvalidArgumentError(
+            f"rounds={rounds}, runs={runs}: give {MIN_ROUNDS} or more rounds (fewer make no 95% interval) "
+            "and 1 or more runs"
+        )
     times: list[list[float]] = [[] for _ in modules]
     with ExitStack() as stack:
-        steps = [stack.enter_context(timed_forward(module, shape, config))[0] for module, shape in modules]
+        steps = [stack.enter_context(timed_forward(m, shape, config, layout))[0] for m, shape, layout in modules]
         for round_index in range(rounds):
             shift = round_index % len(steps)
             for index in [*range(shift, len(steps)), *range(shift)]:
