@@ -111,5 +111,7 @@ def _stages(comparison: StudyComparison, path: Path) -> Path:
     axes.bar([p + width / 2 for p in positions], [other.get(n, 0.0) for n in names], width, label=second, color="0.55")
     axes.set_xticks(list(positions), names)
     axes.set_xlabel("part of the network")
-    axes.set_ylabel("latency, ms (each part alone; the parts do not add up to the network)")
-    return _finish(figure, axes, path, f"{comparison.study}: where the time goes · {_device(comparison)}")
+    axes.set_ylabel("latency, ms (each part timed alone)")
+    title = f"{comparison.study}: where the time goes · {_device(comparison)}"
+    title += "\n(parts timed alone do not add up to the network)"
+    return _finish(figure, axes, path, title)
