@@ -109,7 +109,7 @@ def search(
             help="Re-measure each family's best and its paper model together in this many interleaved rounds; "
             "the '% lower' headline comes from it. 0: off."
         ),
-    ] = 5,
+    ] = 10,
     json_output: JsonOption = False,
 ) -> None:
     """Search the ShuffleNet space for fast, accurate architectures under a FLOPs budget.

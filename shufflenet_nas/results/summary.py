@@ -396,7 +396,7 @@ def remeasure_front(study: optuna.Study, measure: MeasureConfig, rounds: int = 3
     return measured
 
 
-def confirm_bests(study: optuna.Study, measure: MeasureConfig, rounds: int = 5, runs: int = 3) -> int:
+def confirm_bests(study: optuna.Study, measure: MeasureConfig, rounds: int = 10, runs: int = 5) -> int:
     """Re-measure each family's best and its paper model together, interleaved (``measure_interleaved``): the
     raw ratio and its 95% interval go to the study's ``re_measured`` setting, where the headline takes them from
     (``Comparison.text``). Returns how many families were re-measured."""
