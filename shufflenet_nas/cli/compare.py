@@ -22,7 +22,7 @@ from shufflenet_nas.cli.common import (
     output_path,
 )
 from shufflenet_nas.cli.console import err, out, print_json
-from shufflenet_nas.cli.errors import parameters_of
+from shufflenet_nas.cli.errors import UsageError, parameters_of
 from shufflenet_nas.errors import ShuffleNetNASError
 from shufflenet_nas.units import percent
 
@@ -36,8 +36,10 @@ _STUDY_SETTINGS = ("target", "runtime", "dtype", "batch", "threads")  # taken fr
 @option_group("measure", MeasureOptions, {name: _MEASURE_OPTIONS[name] for name in _STUDY_SETTINGS})
 def compare(
     context: typer.Context,
-    study_dir: Annotated[Path, typer.Argument(help="A results/<study> directory.")],
     measure: MeasureOptions,
+    study_dir: Annotated[Path | None, typer.Argument(help="A results/<study> directory.")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL instead of a directory.")] = None,
+    study_name: Annotated[str | None, typer.Option("--study", help="Study name within --storage.")] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Write PNG charts, report.md and comparison.json into this folder.")
     ] = None,
@@ -55,8 +57,13 @@ def compare(
     from shufflenet_nas.results import load_study, summarise
     from shufflenet_nas.results.compare import compare_study
 
-    with parameters_of("study_dir"):
-        study = load_study(study_dir)
+    if (study_dir is None) == (storage is None):
+        raise UsageError("give a results/<study> directory, or --storage URL (with --study NAME), not both")
+    if storage is None:
+        with parameters_of("study_dir"):
+            study = load_study(study_dir)
+    else:
+        study = load_study(study_name, storage)
     summary = summarise(study)
     config = _as_the_study(measure, summary.settings, context).config()
     if out_dir is not None:

@@ -70,3 +70,16 @@ def test_compare_bad_input(tmp_path: Path) -> None:
     assert blocked.exit_code == 2 and "cannot create the folder" in blocked.stderr and "ms" not in blocked.stdout
     missing = runner.invoke(app, ["compare", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "holds no study.db" in missing.stderr
+
+
+def test_compare_a_study_in_a_storage_url(tmp_path: Path) -> None:
+    study = _study(tmp_path / "cpu-146M-mixed")
+    url = f"sqlite:///{study / 'study.db'}"
+    args = ["compare", "--storage", url, "--study", "cpu-146M-mixed", "--rounds", "5", "--runs", "1", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["study"] == "cpu-146M-mixed"
+    both = runner.invoke(app, ["compare", str(study), "--storage", url])
+    neither = runner.invoke(app, ["compare"])
+    for refused in (both, neither):
+        assert refused.exit_code == 2 and "give a results/<study> directory, or --storage URL" in refused.stderr
