@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -19,9 +19,10 @@ import typer
 
 if TYPE_CHECKING:
     from shufflenet_nas.nas.latency import MeasureConfig
+    from shufflenet_nas.results.selection import Selection
     from shufflenet_nas.search_spaces import Genotype, SearchSpace
 
-from shufflenet_nas.cli.errors import UsageError
+from shufflenet_nas.cli.errors import FLAGS, UsageError
 
 
 # ---- choices ----------------------------------------------------------------------------------------------
@@ -213,7 +214,8 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 
 def option_group(parameter: str, group: type, options: dict[str, Any], **defaults: Any) -> Callable[[Command], Command]:
     """Give a command the ``options`` (name -> ``Annotated`` option type, each a field of the dataclass
-    ``group``), with the defaults of ``group(**defaults)``. The command declares a parameter named
+    ``group``), with the defaults of ``group(**defaults)`` (which also fix the fields that are no option). The
+    command declares a parameter named
     ``parameter`` and receives the options in it as one ``group``; Typer sees them in the command's
     signature (``__signature__``) as ordinary options."""
     default = group(**defaults)
@@ -228,7 +230,7 @@ def option_group(parameter: str, group: type, options: dict[str, Any], **default
 
         @functools.wraps(command)
         def with_options(**arguments: Any) -> Any:
-            grouped = group(**{name: arguments.pop(name) for name in options})
+            grouped = replace(default, **{name: arguments.pop(name) for name in options})  # the rest: ``defaults``
             return command(**arguments, **{parameter: grouped})
 
         parameters = [*own, *added]
@@ -237,6 +239,45 @@ def option_group(parameter: str, group: type, options: dict[str, Any], **default
         return with_options  # type: ignore[return-value]
 
     return decorate
+
+
+_SELECTION = "What to take from a study"
+_SELECTION_OPTIONS: dict[str, Any] = {
+    "pareto": Annotated[
+        bool, typer.Option("--pareto", help="The study's Pareto front (latency vs proxy).", rich_help_panel=_SELECTION)
+    ],
+    "best_v1": Annotated[
+        bool, typer.Option("--best-v1", help="The study's best V1-style.", rich_help_panel=_SELECTION)
+    ],
+    "best_v2": Annotated[
+        bool, typer.Option("--best-v2", help="The study's best V2-style.", rich_help_panel=_SELECTION)
+    ],
+    "trials": Annotated[
+        list[int], typer.Option("--trial", help="This trial (repeatable).", rich_help_panel=_SELECTION)
+    ],
+    "baselines": Annotated[
+        bool,
+        typer.Option(
+            "--baselines/--no-baselines", help="Also the paper models the study evaluated.", rich_help_panel=_SELECTION
+        ),
+    ],
+}
+
+
+def selection_options(*, baselines: bool) -> Callable[[Command], Command]:
+    """Give a command the options that pick from a study (``--pareto`` ... ``--trial``; ``--baselines`` where
+    ``baselines``, else none are taken) as one ``results.selection.Selection`` in its parameter ``selection``."""
+    from shufflenet_nas.results.selection import Selection
+
+    options = {name: kind for name, kind in _SELECTION_OPTIONS.items() if baselines or name != "baselines"}
+    return option_group("selection", Selection, options, baselines=baselines)
+
+
+def only_from_a_study(selection: Selection, source: str) -> None:
+    """A usage error where ``selection`` picks something but SOURCE is an architecture, not a study."""
+    picked = selection.picked()
+    if picked:
+        raise UsageError(f"{FLAGS[picked[0]].name} picks from a study; SOURCE {source} is an architecture")
 
 
 def measure_options(*, max_time: float, precision: float, isolate: bool = True) -> Callable[[Command], Command]:

@@ -8,9 +8,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from shufflenet_nas.cli.common import Choice, JsonOption, arch_from_argument, choice_option
+from shufflenet_nas.cli.common import (
+    Choice,
+    JsonOption,
+    arch_from_argument,
+    choice_option,
+    only_from_a_study,
+    selection_options,
+)
 from shufflenet_nas.cli.console import err, out, print_json
 from shufflenet_nas.cli.errors import UsageError, parameters_of
+from shufflenet_nas.results.selection import Selection  # light: the command's options are made of it
 
 if TYPE_CHECKING:
     from shufflenet_nas.results.export import ExportItem
@@ -22,10 +30,11 @@ FormatOption = choice_option(
     "json (genotype, costs, measurements, provenance), onnx, pt2 (torch.export), py (standalone PyTorch) "
     "or state-dict (weights with the genotype).",
 )
-_SELECTION = "What to export from a study"
 
 
+@selection_options(baselines=False)
 def export(
+    selection: Selection,
     source: Annotated[
         str,
         typer.Argument(
@@ -38,16 +47,6 @@ def export(
         typer.Option(
             "--out", help="A file (one architecture), or a folder (default results/export): <arch_id>.<format>."
         ),
-    ] = None,
-    pareto: Annotated[bool, typer.Option(help="The study's Pareto front.", rich_help_panel=_SELECTION)] = False,
-    best_v1: Annotated[
-        bool, typer.Option("--best-v1", help="The study's best V1-style.", rich_help_panel=_SELECTION)
-    ] = False,
-    best_v2: Annotated[
-        bool, typer.Option("--best-v2", help="The study's best V2-style.", rich_help_panel=_SELECTION)
-    ] = False,
-    trial: Annotated[
-        list[int] | None, typer.Option(help="This trial (repeatable).", rich_help_panel=_SELECTION)
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -63,7 +62,7 @@ def export(
     from shufflenet_nas.results.export import SUFFIXES
     from shufflenet_nas.results.export import export as export_item
 
-    items = _items(source, pareto, best_v1, best_v2, trial)
+    items = _items(source, selection)
     suffix = SUFFIXES[format.value]
     as_file = out_path is not None and out_path.suffix != "" and not out_path.is_dir()
     if as_file and len(items) > 1:
@@ -86,24 +85,21 @@ def export(
         print_json([exported.to_dict() for exported in done])
 
 
-def _items(source: str, pareto: bool, best_v1: bool, best_v2: bool, trial: list[int] | None) -> list[ExportItem]:
+def _items(source: str, selection: Selection) -> list[ExportItem]:
     """What SOURCE and the selection name: a study's rows, or one ARCH (a trained .pt carries its weights)."""
     from shufflenet_nas.results.export import ExportItem, study_items
 
     directory = Path(source)
-    chosen = [flag for flag, on in (("--pareto", pareto), ("--best-v1", best_v1), ("--best-v2", best_v2)) if on]
     if directory.is_dir():
         if not (directory / "study.db").is_file():
             raise UsageError(f"SOURCE {source}: a directory with no study.db; give a results/<study> directory or ARCH")
         from shufflenet_nas.results import load_study, summarise
-        from shufflenet_nas.results.selection import Selection, select_rows
+        from shufflenet_nas.results.selection import select_rows
 
         with parameters_of("source"):
             study = load_study(directory)
-        selection = Selection(pareto, best_v1, best_v2, tuple(trial or ()), baselines=False)
         return study_items(study, directory, select_rows(summarise(study), selection))
-    if chosen or trial:
-        raise UsageError(f"{(chosen or ['--trial'])[0]} picks from a study; SOURCE {source} is an architecture")
+    only_from_a_study(selection, source)
     if not directory.exists() and ("/" in source or directory.suffix in (".json", ".pt", ".pth")):
         raise UsageError(f"SOURCE {source}: no such study directory or file")
     genotype = arch_from_argument(source)

@@ -11,10 +11,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from shufflenet_nas.cli.common import Choice, JsonOption, arch_from_argument, choice_option
+from shufflenet_nas.cli.common import (
+    Choice,
+    JsonOption,
+    arch_from_argument,
+    choice_option,
+    only_from_a_study,
+    selection_options,
+)
 from shufflenet_nas.cli.console import err, out, print_json
 from shufflenet_nas.cli.errors import UsageError, parameters_of, show_warning
 from shufflenet_nas.cli.progress import progress
+from shufflenet_nas.results.selection import Selection
 from shufflenet_nas.units import percent
 
 if TYPE_CHECKING:
@@ -27,10 +35,11 @@ if TYPE_CHECKING:
 
 Device = Choice("Device", "auto cpu gpu")
 DeviceOption = choice_option(Device, "--device", "auto (a CUDA GPU where PyTorch sees one, else cpu), cpu or gpu.")
-_SELECTION = "What to train from a study"
 
 
+@selection_options(baselines=True)
 def train(
+    selection: Selection,
     source: Annotated[
         str,
         typer.Argument(
@@ -55,19 +64,6 @@ def train(
         typer.Option("--out", help="Folder for the checkpoint and weights of ARCH (default results/train/<data>)."),
     ] = None,
     restart: Annotated[bool, typer.Option(help="Discard a checkpoint or weights from other settings.")] = False,
-    pareto: Annotated[bool, typer.Option(help="Train the study's Pareto front.", rich_help_panel=_SELECTION)] = False,
-    best_v1: Annotated[
-        bool, typer.Option("--best-v1", help="Train the study's best V1-style.", rich_help_panel=_SELECTION)
-    ] = False,
-    best_v2: Annotated[
-        bool, typer.Option("--best-v2", help="Train the study's best V2-style.", rich_help_panel=_SELECTION)
-    ] = False,
-    trial: Annotated[
-        list[int] | None, typer.Option(help="Train this trial (repeatable).", rich_help_panel=_SELECTION)
-    ] = None,
-    baselines: Annotated[
-        bool, typer.Option(help="Also train the paper models the study evaluated.", rich_help_panel=_SELECTION)
-    ] = True,
     json_output: JsonOption = False,
 ) -> None:
     """Train ARCH, or what a study found, on your images with one fixed recipe; top-1 / top-5 every epoch.
@@ -88,9 +84,8 @@ def train(
     is_study = study_dir.is_dir() and (study_dir / "study.db").is_file()
     if study_dir.is_dir() and not is_study:
         raise UsageError(f"SOURCE {source}: a directory with no study.db; give a results/<study> directory or ARCH")
-    chosen = [flag for flag, on in (("--pareto", pareto), ("--best-v1", best_v1), ("--best-v2", best_v2)) if on]
-    if not is_study and (chosen or trial):
-        raise UsageError(f"{(chosen or ['--trial'])[0]} picks from a study; SOURCE {source} is an architecture")
+    if not is_study:
+        only_from_a_study(selection, source)
     if is_study and out_dir is not None:
         raise UsageError(f"--out: a study's weights go to {study_dir / 'weights'}; leave --out out")
     if threads is not None:
@@ -101,12 +96,12 @@ def train(
     resolved_device = training_device(device.value)
     if is_study:  # what to train is settled before the data is read
         from shufflenet_nas.results import load_study, summarise
-        from shufflenet_nas.results.selection import Selection, select_rows
+        from shufflenet_nas.results.selection import select_rows
 
         with parameters_of("source"):
             study = load_study(study_dir, writable=True)
         summary = summarise(study)
-        rows = select_rows(summary, Selection(pareto, best_v1, best_v2, tuple(trial or ()), baselines))
+        rows = select_rows(summary, selection)
         searched_at = summary.settings.get("resolution")
         resolution = resolution or searched_at  # accuracy at the resolution the latency and FLOPs were taken at
     else:

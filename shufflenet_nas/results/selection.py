@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shufflenet_nas.errors import InvalidArgumentError
-from shufflenet_nas.results.best import pareto_front
-from shufflenet_nas.results.rows import TrialRow
-from shufflenet_nas.results.summary import StudySummary
+
+if TYPE_CHECKING:  # importing Selection stays light (the CLI's options are made of it)
+    from shufflenet_nas.results.rows import TrialRow
+    from shufflenet_nas.results.summary import StudySummary
 
 
 @dataclass(frozen=True)
@@ -21,10 +23,17 @@ class Selection:
     trials: tuple[int, ...] = ()
     baselines: bool = True
 
+    def picked(self) -> list[str]:
+        """The parameters that pick something (``pareto``, ``best_v1``, ``best_v2``, ``trials``), in that order."""
+        names = ("pareto", "best_v1", "best_v2", "trials")
+        return [name for name in names if getattr(self, name)]
+
 
 def select_rows(summary: StudySummary, selection: Selection) -> list[TrialRow]:
     """The rows ``selection`` names, each architecture once: the front, the bests, the trials, then the baselines."""
-    if not (selection.pareto or selection.best_v1 or selection.best_v2 or selection.trials):
+    from shufflenet_nas.results.best import pareto_front
+
+    if not selection.picked():
         raise InvalidArgumentError("say which architectures: `pareto`, `best_v1`, `best_v2` or `trials`")
     chosen: list[TrialRow] = pareto_front(summary.trials) if selection.pareto else []
     for wanted, family in ((selection.best_v1, "V1-style"), (selection.best_v2, "V2-style")):
