@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from shufflenet_nas.cli.app import app
+from tests.benchmarks import load_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-gpu_check = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-sys.modules["gpu_check"] = gpu_check
-spec.loader.exec_module(gpu_check)  # type: ignore[union-attr]
+gpu_check = load_benchmark("gpu_check")
 
 
 def test_every_step_runs_a_script_that_exists_or_a_command_the_cli_has(tmp_path: Path) -> None:

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from shufflenet_nas import BASELINES, count_cost
+from tests.benchmarks import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def gaming() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "proxy_gaming.py"
-    spec = importlib.util.spec_from_file_location("proxy_gaming_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("proxy_gaming")
 
 
 def _probes(gaming: ModuleType, name: str) -> dict[str, object]:

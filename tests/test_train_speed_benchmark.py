@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from shufflenet_nas.search_spaces import Genotype
+from tests.benchmarks import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def train_speed() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"
-    spec = importlib.util.spec_from_file_location("train_speed_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("train_speed")
 
 
 def _positive_finite(text: str) -> float:

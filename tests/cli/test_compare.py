@@ -9,24 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from shufflenet_nas.cli.app import app
-from tests.results.studies import V1, T, write_study_dir
+from tests.results.studies import small_study
 
 runner = CliRunner()
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _study(directory: Path) -> Path:
-    trials = [
-        T(3.0, 1.3e6, baseline="shufflenet_v2_x0_5"),
-        T(2.5, 1.4e6, variant=1),  # best V2-style
-        T(4.0, 1.9e6, family=V1, variant=2),
-    ]
-    write_study_dir(directory, trials, proxy="params", resolution=32)
-    return directory
-
-
 def test_compare_re_measures_against_v2_1x_and_writes_charts_and_a_report(tmp_path: Path) -> None:
-    study = _study(tmp_path / "cpu-146M-mixed")
+    study = small_study(tmp_path / "cpu-146M-mixed")
     args = ["compare", str(study), "--rounds", "5", "--runs", "1", "--out", str(tmp_path / "cmp"), "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -62,7 +52,7 @@ def test_compare_re_measures_against_v2_1x_and_writes_charts_and_a_report(tmp_pa
 
 
 def test_compare_bad_input(tmp_path: Path) -> None:
-    study = _study(tmp_path / "s")
+    study = small_study(tmp_path / "s")
     few = runner.invoke(app, ["compare", str(study), "--rounds", "3"])
     assert few.exit_code == 2 and "--rounds 3, --runs 5: give 5 or more rounds" in few.stderr
     (tmp_path / "file").write_text("")
@@ -73,7 +63,7 @@ def test_compare_bad_input(tmp_path: Path) -> None:
 
 
 def test_compare_a_study_in_a_storage_url(tmp_path: Path) -> None:
-    study = _study(tmp_path / "cpu-146M-mixed")
+    study = small_study(tmp_path / "cpu-146M-mixed")
     url = f"sqlite:///{study / 'study.db'}"
     args = ["compare", "--storage", url, "--study", "cpu-146M-mixed", "--rounds", "5", "--runs", "1", "--json"]
     result = runner.invoke(app, args)

@@ -11,23 +11,13 @@ from typer.testing import CliRunner
 
 from shufflenet_nas import resolve_arch
 from shufflenet_nas.cli.app import app
-from tests.results.studies import V1, T, write_study_dir
+from tests.results.studies import small_study
 
 runner = CliRunner()
 
 
-def _study(directory: Path) -> Path:
-    trials = [
-        T(3.0, 1.3e6, baseline="shufflenet_v2_x0_5"),
-        T(2.5, 1.4e6, variant=1),  # best V2-style
-        T(4.0, 1.9e6, family=V1, variant=2),
-    ]
-    write_study_dir(directory, trials, proxy="params", resolution=32)
-    return directory
-
-
 def test_export_a_studys_front_and_its_trained_weights(shapes_dir: Path, tmp_path: Path) -> None:
-    study = _study(tmp_path / "cpu-146M-mixed")
+    study = small_study(tmp_path / "cpu-146M-mixed")
     trained = runner.invoke(
         app, ["train", str(study), "--trial", "1", "--no-baselines", "--data", str(shapes_dir), "--epochs", "1"]
     )
@@ -78,7 +68,7 @@ def test_export_an_architecture_as_standalone_python(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_2(args: list[str], message: str, tmp_path: Path) -> None:
-    study = _study(tmp_path / "cpu-146M-mixed")
+    study = small_study(tmp_path / "cpu-146M-mixed")
     (tmp_path / "file").write_text("")
     result = runner.invoke(app, ["export", *(a.format(study=study, tmp=tmp_path) for a in args)])
     assert result.exit_code == 2, result.output

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from shufflenet_nas.cli.app import app
 from shufflenet_nas.search_spaces import Genotype
-from tests.results.studies import V1, T, write_study_dir
+from tests.results.studies import T, small_study, write_study_dir
 
 runner = CliRunner()
 FAST = ["--epochs", "2", "--batch-size", "32", "--threads", "1", "--device", "cpu"]
@@ -82,23 +82,8 @@ def test_sigkill_mid_training_resumes_to_the_weights_of_an_uninterrupted_run(
     assert all(torch.equal(first[key], second[key]) for key in first)
 
 
-def _study(directory: Path, **settings: object) -> Path:
-    write_study_dir(
-        directory,
-        [
-            T(3.0, 1.3e6, baseline="shufflenet_v2_x0_5"),
-            T(2.5, 1.4e6, variant=1),  # the front's fastest, and beats V2 0.5x: best V2-style
-            T(4.0, 1.9e6, family=V1, variant=2),  # the front's best proxy
-            T(5.0, 1.0e6, variant=3),  # dominated: not on the front
-        ],
-        proxy="params",
-        **{"resolution": 32, **settings},  # searched at the shapes' size: training reads them at it
-    )
-    return directory
-
-
 def test_train_a_study_records_accuracy_that_show_and_validate_proxy_read(shapes_dir: Path, tmp_path: Path) -> None:
-    study = _study(tmp_path / "cpu-146M-mixed")
+    study = small_study(tmp_path / "cpu-146M-mixed")
     args = ["--data", str(shapes_dir), "--epochs", "1", "--batch-size", "64", "--threads", "1", "--device", "cpu"]
     result = runner.invoke(app, ["train", str(study), "--pareto", *args])
     assert result.exit_code == 0, result.output
@@ -148,8 +133,8 @@ def test_bad_input_is_one_line_with_an_exit_code(
 ) -> None:
     if torch.cuda.is_available() and "gpu" in args:
         pytest.skip("this machine has a GPU")
-    study = _study(tmp_path / "cpu-146M-mixed")
-    v2_study = _study(tmp_path / "v2", family="v2")
+    study = small_study(tmp_path / "cpu-146M-mixed")
+    v2_study = small_study(tmp_path / "v2", family="v2")
     args = [a.format(tmp=tmp_path / "empty", study=study, v2_study=v2_study) for a in args]
     (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["train", "--data", str(shapes_dir), "--epochs", "1", *args])  # the last --epochs wins
@@ -184,7 +169,7 @@ def test_search_proxy_refine_trains_the_front_and_ranks_by_top1(shapes_dir: Path
 
 
 def test_a_study_run_with_other_settings_is_refused_before_anything_trains(shapes_dir: Path, tmp_path: Path) -> None:
-    study = _study(tmp_path / "cpu-146M-mixed")
+    study = small_study(tmp_path / "cpu-146M-mixed")
     args = ["--data", str(shapes_dir), "--batch-size", "64", "--threads", "1", "--device", "cpu"]
     first = runner.invoke(app, ["train", str(study), "--trial", "1", "--no-baselines", "--epochs", "1", *args])
     assert first.exit_code == 0, first.output
@@ -199,7 +184,7 @@ def test_a_study_run_with_other_settings_is_refused_before_anything_trains(shape
 
 
 def test_a_study_trains_at_the_resolution_it_was_searched_at(shapes_dir: Path, tmp_path: Path) -> None:
-    study = _study(tmp_path / "s", resolution=16)
+    study = small_study(tmp_path / "s", resolution=16)
     args = ["--data", str(shapes_dir), "--epochs", "1", "--threads", "1", "--no-baselines", "--trial", "1"]
     result = runner.invoke(app, ["train", str(study), *args, "--json"])
     assert result.exit_code == 0, result.output

@@ -93,6 +93,19 @@ def write_study_dir(directory: Path, trials: list[T], **settings: Any) -> optuna
     return study
 
 
+def small_study(directory: Path, **settings: Any) -> Path:
+    """A 32 px study in ``directory``: V2 0.5x (seeded), a faster V2 variant that beats it (best V2-style), a V1
+    variant (best V1-style, the front's best proxy) and a dominated V2 variant (not on the front)."""
+    trials = [
+        T(3.0, 1.3e6, baseline="shufflenet_v2_x0_5"),
+        T(2.5, 1.4e6, variant=1),
+        T(4.0, 1.9e6, family=V1, variant=2),
+        T(5.0, 1.0e6, variant=3),
+    ]
+    write_study_dir(directory, trials, **{"proxy": "params", "resolution": 32, **settings})
+    return directory
+
+
 def _frozen(t: T, objective: str) -> optuna.trial.FrozenTrial:
     states = optuna.trial.TrialState
     if t.state == states.WAITING:
