@@ -105,8 +105,6 @@ def compare_study(
     runs: int = 5,
 ) -> StudyComparison:
     """Re-measure what ``compared_rows`` picks and V2 1.0x together (see the module docstring)."""
-    from shufflenet_nas.results.rows import trained_records
-
     settings = summary.settings
     picked = compared_rows(summary)
     genotypes = [Genotype.from_string(row.genotype) for _, row in picked]
@@ -115,7 +113,7 @@ def compare_study(
         genotypes.append(baseline_at(REFERENCE, settings.get("resolution", 224), settings.get("num_classes", 1000)))
         reference = len(genotypes) - 1
     timed = measure_interleaved(genotypes, config, rounds=rounds, runs=runs)
-    trained = trained_records(study)
+    trained = summary.trained
     rows = []
     for index, genotype in enumerate(genotypes):
         label, row = picked[index] if index < len(picked) else (REFERENCE, None)

@@ -282,7 +282,8 @@ class StudySummary:
         rule = self.rule_text()
         lines += ["", rule] if rule else []
         lines += ["", self.training_text()] if self.trained else []
-        lines += ["", self.latency_note()] if self.latency_note() else []
+        note = self.latency_note()
+        lines += ["", note] if note else []
         for headline, genotype in self.verdicts():
             lines += ["", f"**{headline}**"] + ([f"`{genotype}`"] if genotype else [])
         return "\n".join(lines) + "\n"
