@@ -1,19 +1,22 @@
 """Ratio fidelity: do the latency ratios the product reports agree with raw interleaved ratios timed in the same run?
 
-    python benchmarks/ratio_fidelity.py [--target cpu] [--rounds 20] [--repeats 3]
+    python benchmarks/ratio_fidelity.py [--target cpu] [--rounds 20] [--repeats 3] [--resolution 224]
 
-For each pair below (a network / ShuffleNet V2 1.0x, all at 224 px, batch 1, the default threads), the script
-takes, in one process:
+For each pair below (a network / ShuffleNet V2 1.0x, batch 1, the default threads), the script takes, in one
+process:
 
 - **truth**: the raw interleaved ratio of a long run (``measure_interleaved``, ``--rounds`` rounds of 5 forwards,
   the two networks alternating), with its 95% bootstrap interval;
 - **re-measured**: the ratio ``compare`` and the search's headline (``confirm_bests``) report: the same method with
   their default 10 rounds, ``--repeats`` times;
-- **normalised**: the ratio of two ``measure_latency`` medians with the defaults of ``measure`` (normalised to the
-  speed anchor on cpu and onnxruntime), the way a search's table and ranking compare two trials.
+- **normalised, measure**: the ratio of two ``measure_latency`` figures as a search compares them
+  (``comparable_ms``: normalised to the speed anchor on cpu and onnxruntime) with the defaults of ``measure``
+  (10 s cap, +-0.5%), ``--repeats`` times;
+- **normalised, search**: the same with the search's defaults (0.5 s cap, +-1%): how a search's table and ranking
+  compare two trials.
 
 and prints each one's deviation from the truth, in per cent, and the worst over all pairs. The pairs differ in
-size and structure: a small and a large network, a grouped V1, a wide-stem SE k7 network.
+size and structure: a small and a large network, a grouped V1, SE k7 networks with a narrow and a wide stem.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 from shufflenet_nas.nas.latency import MeasureConfig, measure_interleaved, measure_latency
 from shufflenet_nas.search_spaces import BASELINES, Genotype
@@ -38,50 +42,67 @@ PAIRS = {
         "stem64s4-v2_n2_c128_g1_r0.5_k7_se-v2_n4_c192_g1_r0.5_k7_se-v2_n2_c384_g1_r0.5_k7_se-head1024"
     ),
 }
+METHODS = (
+    "re-measured (compare and the search headline, 10 rounds)",
+    "normalised, measure defaults (10 s, ±0.5%)",
+    "normalised, search defaults (0.5 s, ±1%)",
+)
 
 
-def _deviation(ratio: float, truth: float) -> float:
+def deviation(ratio: float, truth: float) -> float:
+    """``ratio``'s deviation from ``truth``, in per cent."""
     return 100 * (ratio / truth - 1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def method_ratios(config: MeasureConfig, genotype: Genotype, reference: Genotype) -> dict[str, Callable[[], float]]:
+    """Per method, a function taking one ratio of ``genotype`` to ``reference`` the way that method does."""
+    measure = MeasureConfig(config.target, threads=config.threads)
+    search = MeasureConfig(config.target, threads=config.threads, max_time_s=0.5, rel_precision=0.01)
+
+    def normalised(settings: MeasureConfig) -> Callable[[], float]:
+        return lambda: (
+            measure_latency(genotype, settings).comparable_ms / measure_latency(reference, settings).comparable_ms
+        )
+
+    return {
+        METHODS[0]: lambda: measure_interleaved([genotype, reference], config, rounds=10).ratio(0, 1)[0],
+        METHODS[1]: normalised(measure),
+        METHODS[2]: normalised(search),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--target", default="cpu", choices=("cpu", "gpu", "onnxruntime"))
     parser.add_argument("--rounds", type=int, default=20, help="rounds of the long raw interleaved run (the truth)")
-    parser.add_argument("--repeats", type=int, default=3, help="re-measurements and normalised ratios per pair")
-    args = parser.parse_args()
+    parser.add_argument("--repeats", type=int, default=3, help="ratios per method and pair")
+    parser.add_argument("--resolution", type=int, default=224, help="input resolution of every network")
+    parser.add_argument("--pairs", nargs="+", choices=sorted(PAIRS), default=list(PAIRS), metavar="PAIR")
+    args = parser.parse_args(argv)
     config = MeasureConfig(target=args.target)
-    reference = BASELINES[REFERENCE].genotype
+    reference = BASELINES[REFERENCE].genotype.with_resolution(args.resolution)
     started = time.perf_counter()
-    print(f"ratio fidelity on {args.target}: each network / {REFERENCE}, truth = {args.rounds} interleaved raw rounds")
-    worst = {"re-measured (compare and the search headline, 10 rounds)": 0.0}
-    worst["normalised (measure defaults)"] = 0.0
-    for name, genotype in PAIRS.items():
+    print(
+        f"ratio fidelity on {args.target} at {args.resolution} px: each network / {REFERENCE}, "
+        f"truth = {args.rounds} interleaved raw rounds; deviations from it, worst of {args.repeats} repeats"
+    )
+    worst = dict.fromkeys(METHODS, 0.0)
+    for name in args.pairs:
+        genotype = PAIRS[name].with_resolution(args.resolution)
         truth = measure_interleaved([genotype, reference], config, rounds=args.rounds)
         ratio, low, high = truth.ratio(0, 1)
-        line = f"{name:26s} truth {ratio:.3f} [{low:.3f}, {high:.3f}]"
-        for label, rounds in (("re-measured (compare and the search headline, 10 rounds)", 10),):
-            ratios = [
-                measure_interleaved([genotype, reference], config, rounds=rounds).ratio(0, 1)[0]
-                for _ in range(args.repeats)
-            ]
-            deviations = [_deviation(r, ratio) for r in ratios]
-            worst[label] = max(worst[label], max(abs(d) for d in deviations))
-            line += f" | re-measured: {statistics.median(ratios):.3f} (worst {max(deviations, key=abs):+.1f}%)"
-        normalised = []
-        for _ in range(args.repeats):
-            candidate = measure_latency(genotype, config).median_ms
-            normalised.append(candidate / measure_latency(reference, config).median_ms)
-        deviations = [_deviation(r, ratio) for r in normalised]
-        worst["normalised (measure defaults)"] = max(
-            worst["normalised (measure defaults)"], max(abs(d) for d in deviations)
-        )
-        line += f" | normalised {statistics.median(normalised):.3f} (worst {max(deviations, key=abs):+.1f}%)"
-        print(line, flush=True)
+        line = [f"{name:26s} truth {ratio:.3f} [{low:.3f}, {high:.3f}]"]
+        for method, take in method_ratios(config, genotype, reference).items():
+            ratios = [take() for _ in range(args.repeats)]
+            deviations = [deviation(r, ratio) for r in ratios]
+            worst[method] = max(worst[method], *(abs(d) for d in deviations))
+            line.append(f"{method.split(' (')[0]} {statistics.median(ratios):.3f} ({max(deviations, key=abs):+.1f}%)")
+        print(" | ".join(line), flush=True)
     print("worst deviation from the truth over all pairs and repeats:")
-    for label, value in worst.items():
-        print(f"  {label}: {value:.1f}%")
+    for method, value in worst.items():
+        print(f"  {method}: {value:.1f}%")
     print(f"({time.perf_counter() - started:.0f} s)")
+    return worst
 
 
 if __name__ == "__main__":

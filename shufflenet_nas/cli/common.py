@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 if TYPE_CHECKING:
+    import optuna
+
     from shufflenet_nas.nas.latency import MeasureConfig
     from shufflenet_nas.results.selection import Selection
     from shufflenet_nas.search_spaces import Genotype, SearchSpace
 
-from shufflenet_nas.cli.errors import FLAGS, UsageError
+from shufflenet_nas.cli.errors import FLAGS, UsageError, parameters_of
 
 
 # ---- choices ----------------------------------------------------------------------------------------------
@@ -271,6 +273,19 @@ def selection_options(*, baselines: bool) -> Callable[[Command], Command]:
 
     options = {name: kind for name, kind in _SELECTION_OPTIONS.items() if baselines or name != "baselines"}
     return option_group("selection", Selection, options, baselines=baselines)
+
+
+def open_study(study_dir: Path | None, storage: str | None, study_name: str | None) -> optuna.Study:
+    """The study of a results/<study> directory, or of ``--storage URL`` with ``--study NAME`` (one of the two),
+    opened read-only."""
+    from shufflenet_nas.results import load_study
+
+    if (study_dir is None) == (storage is None):
+        raise UsageError("give a results/<study> directory, or --storage URL with --study NAME, not both")
+    if storage is None:
+        with parameters_of("study_dir"):  # the library's `study` is the directory argument here
+            return load_study(study_dir)
+    return load_study(study_name, storage)
 
 
 def only_from_a_study(selection: Selection, source: str) -> None:

@@ -14,6 +14,7 @@ from shufflenet_nas.cli.common import (
     arch_from_argument,
     choice_option,
     only_from_a_study,
+    open_study,
     selection_options,
 )
 from shufflenet_nas.cli.console import err, out, print_json
@@ -36,11 +37,13 @@ FormatOption = choice_option(
 def export(
     selection: Selection,
     source: Annotated[
-        str,
+        str | None,
         typer.Argument(
             help="A results/<study> directory, or ARCH (a baseline name, genotype string, JSON file or trained .pt)."
         ),
-    ],
+    ] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL of the study, instead of SOURCE.")] = None,
+    study_name: Annotated[str | None, typer.Option("--study", help="Study name within --storage.")] = None,
     format: FormatOption = ExportFormat.json,
     out_path: Annotated[
         Path | None,
@@ -57,12 +60,13 @@ def export(
     weights (from `train`) go with its architectures; otherwise the weights are freshly initialised (seed 0).
 
     Examples: shufflenet-nas export results/cpu-146M-mixed --best-v2 --format onnx;
-    shufflenet-nas export shufflenet_v2_x1_0 --format py --out shufflenet_v2.py
+    shufflenet-nas export shufflenet_v2_x1_0 --format py --out shufflenet_v2.py;
+    shufflenet-nas export --storage postgresql://host/db --study cpu-146M-mixed --pareto --format onnx
     """
     from shufflenet_nas.results.export import SUFFIXES
     from shufflenet_nas.results.export import export as export_item
 
-    items = _items(source, selection)
+    items = _items(source, storage, study_name, selection)
     suffix = SUFFIXES[format.value]
     as_file = out_path is not None and out_path.suffix != "" and not out_path.is_dir()
     if as_file and len(items) > 1:
@@ -85,20 +89,21 @@ def export(
         print_json([exported.to_dict() for exported in done])
 
 
-def _items(source: str, selection: Selection) -> list[ExportItem]:
-    """What SOURCE and the selection name: a study's rows, or one ARCH (a trained .pt carries its weights)."""
+def _items(source: str | None, storage: str | None, study_name: str | None, selection: Selection) -> list[ExportItem]:
+    """What SOURCE (or ``--storage``) and the selection name: a study's rows, or one ARCH (a trained .pt carries
+    its weights)."""
     from shufflenet_nas.results.export import ExportItem, study_items
 
-    directory = Path(source)
-    if directory.is_dir():
-        if not (directory / "study.db").is_file():
+    directory = Path(source) if source is not None else None
+    if storage is not None or directory is None or directory.is_dir():
+        if directory is not None and storage is None and not (directory / "study.db").is_file():
             raise UsageError(f"SOURCE {source}: a directory with no study.db; give a results/<study> directory or ARCH")
-        from shufflenet_nas.results import load_study, summarise
+        from shufflenet_nas.results import summarise
         from shufflenet_nas.results.selection import select_rows
 
-        with parameters_of("source"):
-            study = load_study(directory)
+        study = open_study(directory, storage, study_name)
         return study_items(study, directory, select_rows(summarise(study), selection))
+    assert source is not None
     only_from_a_study(selection, source)
     if not directory.exists() and ("/" in source or directory.suffix in (".json", ".pt", ".pth")):
         raise UsageError(f"SOURCE {source}: no such study directory or file")

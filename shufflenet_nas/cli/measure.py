@@ -46,7 +46,8 @@ def measure(
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Measured latency of ARCH on a device: median, p10 / p90, robust CV, runs, and where it was measured."""
+    """Measured latency of ARCH on a device, in milliseconds: median with its 95% interval, p10 / p90, robust CV,
+    runs, and where it was measured; on cpu and onnxruntime also the median normalised to the speed anchor."""
     from shufflenet_nas.nas.latency import measure_latency
 
     genotype = arch_from_argument(arch, resolution)
@@ -57,17 +58,20 @@ def measure(
     if json_output:
         print_json(data)
         return
+    half = result.median_ms * data["ci_rel"]
     out.print(
-        f"[bold]{genotype.arch_id}[/bold]  median [bold]{result.median_ms:.3f} ms[/bold]   "
+        f"[bold]{genotype.arch_id}[/bold]  median [bold]{result.median_ms:.3f} ms[/bold] "
+        f"[{result.median_ms - half:.3f}, {result.median_ms + half:.3f}] at 95%   "
         f"p10 {result.p10_ms:.3f}   p90 {result.p90_ms:.3f}   cv {result.cv:.1%}   {result.runs} runs "
-        f"(median ±{data['ci_rel']:.1%} at 95%, stopped by {data['stopped_by']})",
+        f"(stopped by {data['stopped_by']})",
         highlight=False,
     )
     out.print(_provenance_line(data), highlight=False)
-    if data["normalized"]:
+    if result.normalized_ms is not None:
         out.print(
-            f"normalised to the speed anchor of {data['reference']} ({data['reference_anchor_ms']:.3f} ms; "
-            f"{data['reference_median_ms']:.3f} ms during this run); raw median {data['raw_median_ms']:.3f} ms",
+            f"normalised: {result.normalized_ms:.3f} ms (±{data['normalized_ci_rel']:.1%}) at the speed anchor of "
+            f"{data['reference']} ({data['reference_anchor_ms']:.3f} ms; {data['reference_median_ms']:.3f} ms "
+            "during this run): the figure searches and lookup tables compare across runs",
             highlight=False,
         )
 

@@ -30,6 +30,7 @@ from shufflenet_nas.errors import InvalidArgumentError
 from shufflenet_nas.jsonfile import checked, default_cache_dir, read_json_object, set_aside, write_json_atomic
 from shufflenet_nas.nas.latency import (
     MeasureConfig,
+    _normalisation,
     check_target,
     measure_latency,
     measure_module,
@@ -51,9 +52,10 @@ CALIBRATION_SEED = 0
 
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """Hash of the sources that define the parts (blocks, builder, channels, plan): edit them and tables start over."""
+    """Hash of the sources that define the parts (blocks, builder, channels, plan) and of the normalisation that
+    scales their times: edit them and tables start over."""
     digest = hashlib.sha256()
-    for module in (blocks, builder, channels, plan):
+    for module in (blocks, builder, channels, plan, _normalisation):
         digest.update(Path(module.__file__ or "").read_bytes())
     return digest.hexdigest()[:12]
 
@@ -180,7 +182,7 @@ class LatencyTable:
         resolutions = {genotype.resolution for genotype in genotypes}
         if len(resolutions) != 1:
             raise InvalidArgumentError(f"genotypes must share one resolution, got {sorted(resolutions)}")
-        networks = [(g.to_string(), measure_latency(g, self.config).median_ms, self.parts_ms(g)) for g in genotypes]
+        networks = [(g.to_string(), measure_latency(g, self.config).comparable_ms, self.parts_ms(g)) for g in genotypes]
         calibration = Calibration.fit(networks)
         self.calibrations[resolutions.pop()] = calibration
         self.save()
@@ -198,8 +200,8 @@ class LatencyTable:
     def _measure_part(self, spec: PartSpec, channels_last_input: bool) -> PartEntry:
         result = measure_module(seeded(lambda: build_part(spec)), spec.input_shape, self.config, channels_last_input)
         output_channels_last = result.provenance.get("output_channels_last", False)
-        ci_rel = result.provenance["ci_rel"]
-        entry = PartEntry.of(spec, channels_last_input, result.median_ms, output_channels_last, result.runs, ci_rel)
+        ci_rel = result.provenance.get("normalized_ci_rel", result.provenance["ci_rel"])
+        entry = PartEntry.of(spec, channels_last_input, result.comparable_ms, output_channels_last, result.runs, ci_rel)
         self.entries[entry_key(spec, channels_last_input)] = entry
         return entry
 
@@ -314,7 +316,7 @@ def compare(table: LatencyTable, genotype: Genotype, estimate: bool = False) -> 
     predicted = table.calibration(genotype.resolution).apply(parts)
     predict_s, estimated = time.perf_counter() - begin, table.estimated - estimated
     begin = time.perf_counter()
-    measured = measure_latency(genotype, table.config).median_ms
+    measured = measure_latency(genotype, table.config).comparable_ms
     measure_s = time.perf_counter() - begin
     table.observe(genotype, measured, parts)
     return Comparison(genotype, predicted, measured, predict_s, measure_s, estimated)

@@ -137,7 +137,7 @@ class Objective:
         else:
             with device_lock(self.config.measure.target):
                 result = measure_latency(genotype, self.config.measure)
-            attrs["latency_ms"] = result.median_ms
+            attrs["latency_ms"] = result.comparable_ms
             attrs["latency"] = {**result.to_dict(), "source": "measured"}
         # short training reports accuracy per epoch for pruning where it is the objective's direction: reward
         prunable = self.config.proxy == "train" and self.config.objective == "reward"

@@ -20,7 +20,7 @@ from shufflenet_nas.nas.interrupts import Interrupted, InterruptGuard
 from shufflenet_nas.nas.objective import Objective, TrialFailed
 from shufflenet_nas.nas.search_config import SearchConfig
 from shufflenet_nas.nas.storage import WriteBehind
-from shufflenet_nas.nas.study import create_sampler, open_or_create_study, open_storage
+from shufflenet_nas.nas.study import create_sampler, open_or_create_study, open_storage, with_study_anchor
 
 __all__ = ["Interrupted", "SearchConfig", "run_search", "run_workers"]
 
@@ -42,6 +42,7 @@ def run_search(
     """
     storage = open_storage(config)
     study = open_or_create_study(config, storage)
+    config = with_study_anchor(study, config)
     if config.seed is not None:  # a stream of its own per resume and per worker, reproducible from the history
         study.sampler = create_sampler(
             config.sampler, config.seed + 7919 * worker + len(study.get_trials(deepcopy=False))
@@ -80,7 +81,7 @@ def run_workers(
     SIGINT / SIGTERM stop every worker (each keeps its finished trials) and raise ``Interrupted``."""
     if not 1 <= workers <= (os.cpu_count() or 1):
         raise InvalidArgumentError(f"workers={workers}: need 1 to {os.cpu_count()} (this machine's logical CPUs)")
-    open_or_create_study(config, open_storage(config))
+    with_study_anchor(open_or_create_study(config, open_storage(config)), config)  # recorded before they start
     context = multiprocessing.get_context("spawn")
     done = context.Value("i", 0)
     errors = context.SimpleQueue()

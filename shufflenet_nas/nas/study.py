@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from shufflenet_nas.errors import InvalidArgumentError
-from shufflenet_nas.nas.latency import RUNTIMES
+from shufflenet_nas.nas.latency import RUNTIMES, reference_anchor_ms
 from shufflenet_nas.nas.search_config import SearchConfig, fitting_baselines
 from shufflenet_nas.nas.storage import make_storage, recover_stale_trials
 from shufflenet_nas.search_spaces.spaces import SpaceRanges
 
+ANCHOR_ATTR = "speed_anchor_ms"  # the study's speed anchor: its normalised ms are scaled to it
 # Study user attributes that must match when a study is resumed: everything that changes results.
 _RESUME_KEYS = (
     "target",
@@ -82,6 +83,19 @@ def open_or_create_study(config: SearchConfig, storage: optuna.storages.BaseStor
         return study
     _record_settings(study, config)
     return study
+
+
+def with_study_anchor(study: optuna.Study, config: SearchConfig) -> SearchConfig:
+    """``config`` measuring with the speed anchor the study began with (its user attribute ``speed_anchor_ms``,
+    recorded now on its first run), so a resumed study's normalised figures stay in one unit even after this
+    device's stored anchor was lowered."""
+    if not config.measure.normalized:
+        return config
+    anchor = study.user_attrs.get(ANCHOR_ATTR)
+    if anchor is None:
+        anchor = reference_anchor_ms(config.measure)
+        study.set_user_attr(ANCHOR_ATTR, anchor)
+    return replace(config, measure=replace(config.measure, anchor_ms=float(anchor)))
 
 
 def _enqueue_missing_baselines(study: optuna.Study, config: SearchConfig) -> None:

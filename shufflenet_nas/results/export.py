@@ -261,20 +261,21 @@ def _standalone(
     return difference
 
 
-def study_items(study: optuna.Study, study_dir: Path, rows: list[TrialRow]) -> list[ExportItem]:
+def study_items(study: optuna.Study, study_dir: Path | None, rows: list[TrialRow]) -> list[ExportItem]:
     """What to export of ``rows`` of a study: each with its trial's figures, its trained weights and accuracy
-    where `train` left them in ``study_dir``."""
+    where `train` left them in ``study_dir`` (a study in a database server: weights at their recorded path)."""
     trained = trained_records(study)
     trials = {trial.number: trial for trial in study.get_trials(deepcopy=False)}
     items = []
     for row in rows:
         record = trained.get(row.arch_id)
-        weights = study_dir / str(record["weights"]) if record and record.get("weights") else None
+        weights = (study_dir or Path()) / str(record["weights"]) if record and record.get("weights") else None
         if weights is not None and not weights.is_file():
             weights = None  # recorded, but the file is gone: export the architecture as searched
         genotype = Genotype.from_string(record["trained_genotype"] if weights and record else row.genotype)
         attrs = trials[row.number].user_attrs if row.number in trials else {}
-        provenance = {"study": study.study_name, "study_dir": str(study_dir), "trial": row.number}
+        where = {"study_dir": str(study_dir)} if study_dir is not None else {}
+        provenance = {"study": study.study_name, **where, "trial": row.number}
         items.append(
             ExportItem(
                 genotype,

@@ -9,6 +9,8 @@ from typing import Any
 
 import optuna
 
+from shufflenet_nas.nas.latency import comparable_ms
+
 FAMILIES = ("V1-style", "V2-style")
 PROXY_FORMAT = ".4g"  # how proxies are printed: values that print the same are equal
 LATENCY_FORMAT = ".3f"  # milliseconds
@@ -124,7 +126,7 @@ def _row(
         family=a["family"],
         mflops=a["mflops"],
         params=a["params"],
-        latency_ms=measured["median_ms"] if measured else a["latency_ms"],
+        latency_ms=comparable_ms(measured) if measured else a["latency_ms"],
         proxy=a["proxy"],
         baseline=a.get("baseline"),
         reward=trial.values[0] if reward and trial.values else None,

@@ -100,6 +100,7 @@ def _parameters(api: Callable[..., Any]) -> list[str]:
 
 NO_FLAG = {
     "measure",  # SearchConfig: the measurement options themselves
+    "anchor_ms",  # MeasureConfig: a study's own speed anchor, from the study
     "num_classes",  # from --data
     "ranges",  # the space's ranges: no option (yet)
     "families",  # --family

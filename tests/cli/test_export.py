@@ -41,6 +41,18 @@ def test_export_a_studys_front_and_its_trained_weights(shapes_dir: Path, tmp_pat
     assert resolve_arch(str(path)).to_string() == described[1]["genotype"]
 
 
+def test_export_a_study_from_a_storage_url(tmp_path: Path) -> None:
+    study = small_study(tmp_path / "cpu-146M-mixed")
+    url = f"sqlite:///{study / 'study.db'}"
+    args = ["--storage", url, "--study", "cpu-146M-mixed", "--best-v2", "--format", "json", "--out", str(tmp_path)]
+    result = runner.invoke(app, ["export", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    (written,) = json.loads(result.stdout)
+    data = json.loads(Path(written["path"]).read_text())
+    assert (data["provenance"]["study"], data["provenance"]["trial"]) == ("cpu-146M-mixed", 1)
+    assert "study_dir" not in data["provenance"] and data["trial"]["latency_ms"] == 2.5
+
+
 def test_export_an_architecture_as_standalone_python(tmp_path: Path) -> None:
     result = runner.invoke(app, ["export", "shufflenet_v2_x0_5", "--format", "py", "--out", str(tmp_path / "v2.py")])
     assert result.exit_code == 0, result.output
@@ -63,6 +75,8 @@ def test_export_an_architecture_as_standalone_python(tmp_path: Path) -> None:
         (["{study}", "--pareto", "--out", "{tmp}/one.json"], "architectures need a folder, not a file name"),
         (["{study}"], "say which architectures: --pareto, --best-v1, --best-v2 or --trial"),
         (["{tmp}"], "a directory with no study.db"),
+        (["{study}", "--storage", "sqlite:///{tmp}/x.db", "--pareto"], "--storage URL with --study NAME, not both"),
+        (["--pareto"], "give a results/<study> directory, or --storage URL with --study NAME"),
         (["shufflenet_v2_x0_5", "--out", "{tmp}/file/x.json"], "file/x.json: cannot create its folder (File exists)"),
         (["no_such_net"], "ARCH: 'no_such_net' is not a baseline name"),
     ],

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,8 @@ def test_measure_prints_figures_and_where_they_were_measured(tiny_v1: Genotype) 
     assert result.exit_code == 0, result.output
     assert "median" in result.stdout and "p90" in result.stdout
     assert "onnxruntime / onnxruntime on" in result.stdout and "1 thread, batch 1, fp32, 48x48" in result.stdout
-    assert "normalised to the speed anchor of shufflenet_v2_x1_0@96px" in result.stdout
-    assert "raw median" in result.stdout
+    assert re.search(r"median \d+\.\d{3} ms \[\d+\.\d{3}, \d+\.\d{3}\] at 95%", result.stdout)
+    assert re.search(r"normalised: \d+\.\d{3} ms .+ at the speed anchor of shufflenet_v2_x1_0@96px", result.stdout)
 
 
 def test_raw_reports_unnormalised_times(tiny_v2: Genotype) -> None:

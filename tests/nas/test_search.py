@@ -4,6 +4,7 @@ import functools
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -20,6 +21,7 @@ from shufflenet_nas import (
     summarise,
 )
 from shufflenet_nas.nas import objective as objective_module
+from shufflenet_nas.nas.latency import _normalisation, reference_anchor_ms
 from shufflenet_nas.nas.objective import device_lock, mnasnet_reward
 from shufflenet_nas.nas.search_config import baseline_genotype, fitting_baselines
 from shufflenet_nas.nas.study import open_or_create_study, open_storage
@@ -128,6 +130,21 @@ def test_resume_adds_trials_and_refuses_other_settings(tmp_path: Path) -> None:
         run_search(tiny_config(tmp_path, budget_flops=20e6), n_trials=1, timeout=None)
 
 
+def test_a_resumed_study_keeps_the_speed_anchor_it_began_with(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    config = tiny_config(tmp_path, seed_baselines=False)
+    first = run_search(config, n_trials=2, timeout=None)
+    anchor = first.user_attrs["speed_anchor_ms"]
+    assert {t.user_attrs["latency"]["reference_anchor_ms"] for t in first.trials} == {anchor}
+    monkeypatch.setattr(_normalisation, "_anchors", {})  # a new process, whose device anchor is now another
+    monkeypatch.setattr(_normalisation, "_read_anchors", lambda _path: {})
+    monkeypatch.setattr(_normalisation, "_store_anchor", lambda _path, _key, _anchor: anchor / 2)
+    assert reference_anchor_ms(FAST) == anchor / 2
+    study = run_search(config, n_trials=2, timeout=None)
+    assert {t.user_attrs["latency"]["reference_anchor_ms"] for t in study.trials} == {anchor}
+    raw = run_search(tiny_config(tmp_path, study_name="raw", measure=replace(FAST, normalize=False)), 1, None)
+    assert "speed_anchor_ms" not in raw.user_attrs
+
+
 WORKER = """
 import sys, time
 from pathlib import Path
@@ -169,7 +186,7 @@ def test_user_attributes_are_readable_through_optuna(tmp_path: Path) -> None:
     attrs = trial.user_attrs
     assert {"genotype", "arch_id", "family", "mflops", "params", "memory_access", "operators"} <= attrs.keys()
     assert attrs["family"] in ("V1-style", "V2-style")
-    assert attrs["latency"]["median_ms"] == attrs["latency_ms"] > 0
+    assert attrs["latency"]["normalized_ms"] == attrs["latency_ms"] > 0 and attrs["latency"]["median_ms"] > 0
     assert {"device", "torch", "threads", "batch", "dtype", "runtime", "resolution"} <= attrs["latency"].keys()
     assert attrs["proxies"]["naswot"] == attrs["proxy"] == trial.values[1]
     assert study.user_attrs["target"] == "cpu" and study.user_attrs["budget_mflops"] == 12.0

@@ -4,9 +4,10 @@ A measurement (``measure_latency`` / ``measure_module``) puts the module in eval
 ``torch.inference_mode``, in the configured dtype, on the device and, where it helps, in channels-last; sets
 the CPU threads explicitly; warms up; then times runs until the median's 95% confidence interval is within
 ``MeasureConfig.rel_precision`` or ``MeasureConfig.max_time_s`` is spent. It reports the median,
-10th / 90th percentiles and a robust CV, with its provenance (device, versions, threads, batch, dtype,
-runtime, resolution, runs). On cpu and onnxruntime runs are normalised to a reference network's anchor
-speed by default. ``MeasureConfig.isolate`` measures in a child process.
+10th / 90th percentiles and a robust CV of the raw milliseconds, with its provenance (device, versions,
+threads, batch, dtype, runtime, resolution, runs). On cpu and onnxruntime the runs are also normalised to a
+reference network's anchor speed by default: ``normalized_ms``, the figure a search and the lookup table
+compare across runs. ``MeasureConfig.isolate`` measures in a child process.
 """
 
 from shufflenet_nas.nas.latency._config import (
@@ -21,7 +22,13 @@ from shufflenet_nas.nas.latency._config import (
     software_provenance,
 )
 from shufflenet_nas.nas.latency._interleaved import Interleaved, measure_interleaved
-from shufflenet_nas.nas.latency._measure import LatencyResult, measure_latency, measure_module, reference_anchor_ms
+from shufflenet_nas.nas.latency._measure import (
+    LatencyResult,
+    comparable_ms,
+    measure_latency,
+    measure_module,
+    reference_anchor_ms,
+)
 from shufflenet_nas.nas.latency._normalisation import REFERENCE, NormalizedStep, reference_genotype
 from shufflenet_nas.nas.latency._runtimes import seeded, timed_forward
 from shufflenet_nas.nas.latency._statistics import (
@@ -48,6 +55,7 @@ __all__ = [
     "NormalizedStep",
     "Stats",
     "check_target",
+    "comparable_ms",
     "cpu_name",
     "measure_interleaved",
     "measure_latency",

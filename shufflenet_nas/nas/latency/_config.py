@@ -40,8 +40,9 @@ class MeasureConfig:
     ``threads=None`` means 1; ``runtime=None`` means the target's default: ``eager`` on cpu, ``cudagraph`` on
     gpu, ``onnxruntime`` for onnxruntime. ``max_time_s`` caps one measurement (warm-up and timed runs, not the
     model build); ``rel_precision`` is the relative half-width of the median's 95% confidence interval at
-    which timing stops early. ``normalize=None`` means on for cpu and onnxruntime, off for gpu. ``isolate``
-    runs ``measure_latency`` in a child process. Invalid values and combinations raise
+    which timing stops early. ``normalize=None`` means on for cpu and onnxruntime, off for gpu; ``anchor_ms``
+    is the speed anchor normalised runs are scaled to (None: this device's stored one). ``isolate`` runs
+    ``measure_latency`` in a child process. Invalid values and combinations raise
     ``InvalidArgumentError`` at construction (e.g. ``dtype='fp16'`` with ``target='cpu'``).
     """
 
@@ -53,6 +54,7 @@ class MeasureConfig:
     max_time_s: float = 10.0
     rel_precision: float = 0.005
     normalize: bool | None = None
+    anchor_ms: float | None = None
     isolate: bool = False
 
     def __post_init__(self) -> None:
@@ -87,6 +89,8 @@ class MeasureConfig:
             raise InvalidArgumentError(
                 f"rel_precision={self.rel_precision}: need a fraction between 0 and 1, e.g. 0.01"
             )
+        if self.anchor_ms is not None and not (math.isfinite(self.anchor_ms) and self.anchor_ms > 0):
+            raise InvalidArgumentError(f"anchor_ms={self.anchor_ms}: need a positive number of ms")
 
     @property
     def resolved_runtime(self) -> str:

@@ -30,7 +30,9 @@ from shufflenet_nas.search_spaces.weights import load_weights
 
 @dataclass(frozen=True)
 class LatencyResult:
-    """A measured latency and where it comes from."""
+    """A measured latency and where it comes from. ``median_ms``, ``p10_ms``, ``p90_ms`` and ``cv`` are raw
+    milliseconds of the timed runs; ``normalized_ms``, where the runs were normalised, is their median scaled to
+    the speed anchor: the figure to compare with other runs (``comparable_ms``)."""
 
     median_ms: float
     p10_ms: float
@@ -38,17 +40,30 @@ class LatencyResult:
     cv: float
     runs: int
     provenance: dict[str, Any] = field(default_factory=dict)
+    normalized_ms: float | None = None
+
+    @property
+    def comparable_ms(self) -> float:
+        """The normalised median where there is one, else the raw median."""
+        return self.median_ms if self.normalized_ms is None else self.normalized_ms
 
     def to_dict(self) -> dict[str, Any]:
         """Flat and JSON-able: the figures, then the provenance keys."""
         figures = {"median_ms": self.median_ms, "p10_ms": self.p10_ms, "p90_ms": self.p90_ms, "cv": self.cv}
-        return {**figures, "runs": self.runs, **self.provenance}
+        normalized = {} if self.normalized_ms is None else {"normalized_ms": self.normalized_ms}
+        return {**figures, **normalized, "runs": self.runs, **self.provenance}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LatencyResult:
         data = dict(data)
         figures = {name: data.pop(name) for name in ("median_ms", "p10_ms", "p90_ms", "cv", "runs")}
-        return cls(**figures, provenance=data)
+        return cls(**figures, normalized_ms=data.pop("normalized_ms", None), provenance=data)
+
+
+def comparable_ms(data: dict[str, Any]) -> float:
+    """``LatencyResult.comparable_ms`` of a stored ``to_dict()`` (older ones held the normalised median as
+    ``median_ms``)."""
+    return float(data.get("normalized_ms", data["median_ms"]))
 
 
 def measure_latency(genotype: Genotype, config: MeasureConfig, weights: str | Path | None = None) -> LatencyResult:
@@ -101,11 +116,22 @@ def measure_module(
         provenance["input_channels_last"] = channels_last_input
     if output is not None and output.dim() == 4:
         provenance["output_channels_last"] = is_channels_last(output)
+    normalized = None
     if isinstance(step, NormalizedStep):
-        provenance |= step.provenance(len(times))
+        normalized = summarize(times)
+        provenance |= step.provenance() | {"normalized_ci_rel": normalized.ci_rel}
+        times = step.raw_ms[-len(times) :]
     stats = summarize(times)
     provenance |= {"warmup_runs": warmup, "ci_rel": stats.ci_rel, "stopped_by": stopped}
-    return LatencyResult(stats.median_ms, stats.p10_ms, stats.p90_ms, stats.cv, stats.runs, provenance)
+    return LatencyResult(
+        stats.median_ms,
+        stats.p10_ms,
+        stats.p90_ms,
+        stats.cv,
+        stats.runs,
+        provenance,
+        normalized_ms=None if normalized is None else normalized.median_ms,
+    )
 
 
 # ---- isolation in a child process --------------------------------------------------------------------

@@ -1,14 +1,20 @@
 """Speed normalisation: runs scaled to a reference network's anchor speed, so a shared host's swings cancel.
 
-A fixed reference network runs before each block of runs of about its own duration, and each run is scaled
-by ``anchor / reference``. The anchor, the reference's raw 10th percentile, is measured once per device and
-config and kept in ``anchors.json`` in the cache directory, so every process scales by the same number.
+A fixed reference network runs before each block of runs of about ``BLOCK_REFERENCES`` times its own duration,
+and each run of the block is scaled by ``anchor / reference``. Both networks run once untimed first (the
+reference before its timed run, the network after it), so each is timed with its own working set in the caches:
+otherwise the reference evicts a small network's weights before every run and the scaled figure is biased
+against small networks. The anchor, the reference's raw 10th percentile (its speed when the machine is least
+disturbed), is measured once per device and config and kept in ``anchors.json`` in the cache directory, so
+every process scales by the same number; each process re-checks it once, and lowers it when this run finds
+the machine faster (an anchor taken while the machine was busy would inflate every scaled figure).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -28,11 +34,15 @@ REFERENCE_ARCH = "shufflenet_v2_x1_0"  # the speed reference, at REFERENCE_RESOL
 REFERENCE_RESOLUTION = 96
 REFERENCE = f"{REFERENCE_ARCH}@{REFERENCE_RESOLUTION}px"  # as provenance and anchor keys name it
 ANCHOR_TIME_S = 5.0  # how long the reference is timed when its anchor is first measured
+ANCHOR_CHECK_SHARE = 0.1  # each process re-checks the stored anchor with a tenth of that time
+REANCHOR_BELOW = 0.05  # a re-check this much faster than the stored anchor replaces it
+BLOCK_REFERENCES = 4  # a block of timed runs lasts about this many reference runs
 
 
 class NormalizedStep:
-    """``step`` with a run of the reference before each block of about the reference's duration; returns
-    each run's ms scaled by ``anchor_ms / ms of the block's reference run``."""
+    """``step`` in blocks of about ``BLOCK_REFERENCES`` reference durations, each after a warm reference run, a
+    timed one and an untimed run of ``step``; returns each run's ms scaled by ``anchor_ms / the block's reference
+    ms``. ``raw_ms`` keeps the unscaled runs."""
 
     def __init__(self, step: Step, reference: Step, anchor_ms: float) -> None:
         self.step, self.reference, self.anchor_ms = step, reference, anchor_ms
@@ -42,20 +52,21 @@ class NormalizedStep:
 
     def __call__(self) -> float:
         if self._block_left_ms <= 0:
+            self.reference()  # brings the reference's working set back into the caches
             self.reference_ms.append(self.reference())
-            self._block_left_ms = self.reference_ms[-1]
+            self.step()  # and then the network's
+            self._block_left_ms = BLOCK_REFERENCES * self.reference_ms[-1]
         ms = self.step()
         self._block_left_ms -= ms
         self.raw_ms.append(ms)
         return ms * self.anchor_ms / self.reference_ms[-1]
 
-    def provenance(self, timed_runs: int) -> dict[str, Any]:
-        """The reference, its anchor and observed median, and the raw median of the last ``timed_runs``."""
+    def provenance(self) -> dict[str, Any]:
+        """The reference, its anchor and its median during the measurement."""
         return {
             "reference": REFERENCE,
             "reference_anchor_ms": self.anchor_ms,
             "reference_median_ms": float(np.median(self.reference_ms)),
-            "raw_median_ms": float(np.median(self.raw_ms[-timed_runs:])),
         }
 
 
@@ -84,21 +95,42 @@ _anchors: dict[tuple[Path, str], float] = {}
 
 
 def stored_anchor_ms(config: MeasureConfig, measure: Callable[[MeasureConfig], float]) -> float:
-    """The reference's anchor for ``config``: ``measure`` (given the raw config to time the reference with)
-    runs once per device and config, then the anchor is read from ``anchors.json`` in the cache directory;
-    when two processes race, the first stored anchor wins."""
+    """The reference's anchor for ``config``: ``config.anchor_ms`` when given (a study keeps the anchor it began
+    with), else the one stored in ``anchors.json`` in the cache directory. ``measure`` (given the raw config to time
+    the reference with) makes it on the first run on a device and config, and re-checks it once per process with
+    a tenth of that time: a re-check ``REANCHOR_BELOW`` faster replaces it, with a warning. Of two processes that
+    race, the lower anchor wins."""
+    if config.anchor_ms is not None:
+        return config.anchor_ms
     raw = replace(config, normalize=False, isolate=False, max_time_s=ANCHOR_TIME_S, rel_precision=0.002)
     key = json.dumps(software_provenance(raw) | {"reference": REFERENCE}, sort_keys=True)
     path = default_cache_dir() / "anchors.json"
     if (path, key) not in _anchors:
-        stored = _read_anchors(path)
-        if key not in stored:
-            measured = measure(raw)
-            stored = _read_anchors(path)
-            stored.setdefault(key, measured)
-            write_json_atomic(path, stored)
-        _anchors[path, key] = float(stored[key])
+        stored = _read_anchors(path).get(key)
+        if stored is None:
+            _anchors[path, key] = _store_anchor(path, key, measure(raw))
+        else:
+            check = measure(replace(raw, max_time_s=ANCHOR_TIME_S * ANCHOR_CHECK_SHARE))
+            if check < stored * (1 - REANCHOR_BELOW):
+                warnings.warn(
+                    f"the stored speed anchor of {REFERENCE} ({stored:.3f} ms) is {stored / check - 1:.0%} slower "
+                    f"than the machine runs it now ({check:.3f} ms): it was taken while the machine was busy, and "
+                    f"is lowered to {check:.3f} ms (normalised figures taken before are in the old units; studies "
+                    "keep the anchor they began with)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                stored = _store_anchor(path, key, check)
+            _anchors[path, key] = float(stored)
     return _anchors[path, key]
+
+
+def _store_anchor(path: Path, key: str, anchor_ms: float) -> float:
+    """Store ``anchor_ms`` for ``key`` unless a lower one is stored by now; returns the stored one."""
+    stored = _read_anchors(path)
+    stored[key] = min(float(stored.get(key, anchor_ms)), anchor_ms)
+    write_json_atomic(path, stored)
+    return stored[key]
 
 
 def _read_anchors(path: Path) -> dict[str, Any]:
