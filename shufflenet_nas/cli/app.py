@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from shufflenet_nas import __version__
-from shufflenet_nas.cli import catalog, proxy
+from shufflenet_nas.cli import catalog, guidelines, proxy
 from shufflenet_nas.cli import compare as compare_commands
 from shufflenet_nas.cli import export as export_commands
 from shufflenet_nas.cli import measure as measure_commands
@@ -55,6 +55,7 @@ search_commands.register(app)
 train_commands.register(app)
 export_commands.register(app)
 compare_commands.register(app)
+guidelines.register(app)
 
 
 def main() -> None:
