@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -15,7 +15,11 @@ from shufflenet_nas.cli.common import (
     arch_from_argument,
     space_from_options,
 )
-from shufflenet_nas.cli.console import out, print_json
+from shufflenet_nas.cli.console import err, out, print_json
+
+if TYPE_CHECKING:
+    from shufflenet_nas.nas.explain import MeasuredShare
+    from shufflenet_nas.search_spaces import Genotype
 
 
 def baselines(json_output: JsonOption = False) -> None:
@@ -63,13 +67,40 @@ def baselines(json_output: JsonOption = False) -> None:
 def describe(
     arch: ArchArgument,
     resolution: Annotated[int | None, typer.Option(help="Override the input resolution.")] = None,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile",
+            help="Also measure G4 on this CPU: torch.profiler's share of operator time in element-wise operators "
+            "(ARCH and ShuffleNet V2 1.0x; a few seconds).",
+        ),
+    ] = False,
+    threads: Annotated[int, typer.Option(help="CPU threads of the --profile run.")] = 1,
     json_output: JsonOption = False,
 ) -> None:
-    """Per-stage structure, MFLOPs, params, memory access cost and operator count of ARCH."""
+    """Per-stage structure, MFLOPs, params, memory access cost and operator count of ARCH, and its figures for
+    ShuffleNet V2's guidelines (G1 equal widths, G2 group convs, G3 fragmentation, G4 element-wise ops) beside
+    ShuffleNet V2 1.0x at the same input."""
     from shufflenet_nas.nas.cost import cost_breakdown, count_cost
+    from shufflenet_nas.nas.explain import (
+        GUIDELINE_COLUMNS,
+        GUIDELINE_LEGEND,
+        REFERENCE,
+        compare_measured,
+        compare_to_reference,
+        explain,
+        reference_like,
+    )
     from shufflenet_nas.search_spaces.plan import network_plan
 
     genotype = arch_from_argument(arch, resolution)
+    explanation = explain(genotype)
+    reference = reference_like(genotype)
+    against = reference if reference is not None and reference != genotype else None  # V2 1.0x, unless ARCH is it
+    verdicts = compare_to_reference(explanation, explain(against)) if against else ()
+    measured = _profiled([genotype, *([against] if against else [])], threads) if profile else []
+    if len(measured) == 2:
+        verdicts += (compare_measured(*measured),)
     total = count_cost(genotype)
     sections = cost_breakdown(genotype)
     plan = network_plan(genotype)
@@ -88,6 +119,20 @@ def describe(
         "stem": sections[0][1].to_dict(),
         "stages": stages,
         "head": sections[-1][1].to_dict(),
+        "guidelines": explanation.to_dict(),
+        "vs_reference": {
+            "reference": REFERENCE,
+            "genotype": against.to_string(),
+            "verdicts": [verdict.to_dict() for verdict in verdicts],
+        }
+        if against
+        else None,
+        "measured": {
+            "arch": measured[0].to_dict(),
+            "reference": measured[1].to_dict() if len(measured) == 2 else None,
+        }
+        if measured
+        else None,
     }
     if json_output:
         print_json(data)
@@ -148,6 +193,40 @@ def describe(
         f"peak activations {total.peak_activation_bytes / 2**20:.2f} MiB (fp32, batch 1)",
         highlight=False,
     )
+    guidelines = Table(title="ShuffleNet V2 guidelines, counted (MAC = elements read + written)")
+    for column in ("", *GUIDELINE_COLUMNS):
+        guidelines.add_column(column, justify="left" if not column else "right")
+    for figures in (*explanation.sections, explanation.network):
+        guidelines.add_row(figures.name, *figures.cells())
+    out.print(guidelines)
+    out.print(GUIDELINE_LEGEND, style="dim", highlight=False)
+    if against:
+        out.print(f"vs {REFERENCE} at {genotype.resolution}x{genotype.resolution}:", highlight=False)
+        for verdict in verdicts:
+            out.print(f"  {verdict.text()}", highlight=False, soft_wrap=True)
+    elif reference is None:
+        size = f"{genotype.resolution} px input with a stride-{genotype.stem_stride} stem"
+        out.print(f"{REFERENCE} does not fit a {size}: nothing to compare ARCH with", highlight=False)
+    else:
+        out.print(f"ARCH is {REFERENCE}: nothing to compare it with", highlight=False)
+    for name, share in zip((genotype.arch_id, REFERENCE), measured, strict=False):
+        p = share.provenance
+        out.print(
+            f"G4 measured, {name} on {p['device']} ({p['threads']} thread(s), {p['dtype']}, batch 1, "
+            f"{share.runs} profiled forwards): {share.text()}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _profiled(genotypes: list[Genotype], threads: int) -> list[MeasuredShare]:
+    """The measured element-wise share of each genotype on this CPU."""
+    from shufflenet_nas.nas.explain import measured_elementwise_share
+    from shufflenet_nas.nas.latency import MeasureConfig
+
+    config = MeasureConfig(target="cpu", threads=threads)
+    with err.status("profiling on the CPU ..."):
+        return [measured_elementwise_share(genotype, config) for genotype in genotypes]
 
 
 def space(

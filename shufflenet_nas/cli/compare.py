@@ -51,7 +51,8 @@ def compare(
 
     Raw milliseconds and the raw ratio to ShuffleNet V2 1.0x within each round, with 95% bootstrap intervals; with
     counted and paper MFLOPs, params, memory access, operators, proxy, trained and paper top-1. Measured as the
-    study was (its target, runtime, dtype, batch, threads) unless an option says otherwise.
+    study was (its target, runtime, dtype, batch, threads) unless an option says otherwise. Then each network in
+    ShuffleNet V2's guidelines G1-G4 (counted; on the cpu target G4 also profiled) and each best against V2 1.0x.
     Example: shufflenet-nas compare results/cpu-146M-mixed --out results/cpu-146M-mixed/compare
     """
     from shufflenet_nas.results import load_study, summarise
@@ -68,13 +69,15 @@ def compare(
     config = _as_the_study(measure, summary.settings, context).config()
     if out_dir is not None:
         output_path(out_dir / "report.md", "the comparison")  # a folder that cannot be made fails before measuring
-    with err.status(f"re-measuring the study's architectures and the papers' models ({rounds} rounds) ..."):
+    profiling = " and profiling them" if config.target == "cpu" else ""
+    with err.status(f"re-measuring the study's architectures and the papers' models ({rounds} rounds){profiling} ..."):
         comparison = compare_study(study, summary, config, rounds=rounds, runs=runs)
     data = comparison.to_dict()
     if json_output:
         print_json(data | {"files": [str(p) for p in _write(comparison, out_dir)] if out_dir else []})
         return
     out.print(_table(comparison))
+    _print_guidelines(comparison)
     for path in _write(comparison, out_dir) if out_dir else []:
         err.print(f"wrote {escape(str(path))}", highlight=False)
 
@@ -125,6 +128,24 @@ def _table(comparison: StudyComparison) -> Table:
             "" if row.paper_top1 is None else f"{row.paper_top1:.1f}",
         )
     return table
+
+
+def _print_guidelines(comparison: StudyComparison) -> None:
+    """The guidelines table of the compared networks, and each best against the reference guideline by guideline."""
+    from shufflenet_nas.nas.explain import GUIDELINE_LEGEND, MEASURED_LEGEND
+
+    measured = "; G4 time measured" if comparison.measured else ""
+    table = Table(title=f"ShuffleNet V2 guidelines, whole networks (counted{measured})")
+    for column in ("", *comparison.guideline_columns):
+        table.add_column(column, justify="left" if column == "" else "right")
+    for row in sorted(comparison.rows, key=lambda r: r.ms):
+        table.add_row(escape(row.label), *comparison.guideline_cells(row.label))
+    out.print(table)
+    out.print(GUIDELINE_LEGEND + ("; " + MEASURED_LEGEND if comparison.measured else ""), style="dim", highlight=False)
+    for row in comparison.bests:
+        out.print(f"{escape(row.label)} vs {escape(comparison.reference.label)}:", highlight=False)
+        for verdict in comparison.guideline_verdicts(row.label):
+            out.print(f"  {escape(verdict.text())}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -299,7 +299,8 @@ def show(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """The Pareto front and the best V1-style and V2-style configurations of a study (opened read-only)."""
+    """The Pareto front and the best V1-style and V2-style configurations of a study (opened read-only), each best
+    beside ShuffleNet V2 1.0x in the V2 paper's guidelines G1-G4 (counted)."""
     from shufflenet_nas.results import load_study, summarise
 
     if study_dir is not None and storage is not None:
@@ -311,7 +312,13 @@ def show(
             opened = load_study(study_dir)
     else:
         opened = load_study(study, storage)
-    _render(summarise(opened, every_trial=all_trials), json_output, all_trials)
+    summary = summarise(opened, every_trial=all_trials)
+    _render(summary, json_output, all_trials)
+    if not json_output:  # the JSON has them in "guidelines"
+        for title, lines in summary.guideline_lines():
+            out.print(escape(title), highlight=False, style="dim")
+            for line in lines:
+                out.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def _render(summary: StudySummary, json_output: bool, all_trials: bool = False) -> None:

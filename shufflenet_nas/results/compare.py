@@ -6,6 +6,8 @@ All of them are timed interleaved in rounds (``nas.latency.measure_interleaved``
 ratio to V2 1.0x within each round, each with a 95% bootstrap interval over rounds. Beside them: counted and paper
 MFLOPs, parameters, memory access, operators, the study's proxy and latency, trained top-1 (``train``) and the
 papers' top-1 for their models. ``stage_times`` times the winner's and the reference's parts one by one.
+Each row is also explained in ShuffleNet V2's guidelines (``nas.explain``): counted figures per guideline and,
+on the cpu target, the share of operator time in element-wise operators measured with ``torch.profiler``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,17 @@ from typing import Any
 import optuna
 
 from shufflenet_nas.nas.cost import count_cost
+from shufflenet_nas.nas.explain import (
+    GUIDELINE_COLUMNS,
+    REFERENCE,
+    Explanation,
+    GuidelineVerdict,
+    MeasuredShare,
+    compare_measured,
+    compare_to_reference,
+    explain,
+    measured_elementwise_share,
+)
 from shufflenet_nas.nas.latency import MeasureConfig, measure_interleaved
 from shufflenet_nas.nas.latency._interleaved import time_interleaved
 from shufflenet_nas.nas.latency._runtimes import is_channels_last, seeded
@@ -25,7 +38,7 @@ from shufflenet_nas.results.summary import StudySummary
 from shufflenet_nas.search_spaces import BASELINES, Genotype
 from shufflenet_nas.search_spaces.builder import build
 
-REFERENCE = "shufflenet_v2_x1_0"
+PROFILE_RUNS = 5  # profiled forwards per network for the measured element-wise share (cpu target)
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,8 @@ class StudyComparison:
     rows: list[ComparedRow]
     provenance: dict[str, Any]
     stages: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # label -> [(part, ms)]
+    guidelines: dict[str, Explanation] = field(default_factory=dict)  # label -> counted guideline figures
+    measured: dict[str, MeasuredShare] = field(default_factory=dict)  # label -> G4 profiled (cpu target only)
 
     @property
     def reference(self) -> ComparedRow:
@@ -74,6 +89,30 @@ class StudyComparison:
     def row(self, label: str) -> ComparedRow | None:
         return next((row for row in self.rows if row.label == label), None)
 
+    @property
+    def guideline_columns(self) -> tuple[str, ...]:
+        """The columns of ``guideline_cells``: the counted figures, then G4 measured where profiled."""
+        return (*GUIDELINE_COLUMNS, "G4 time") if self.measured else GUIDELINE_COLUMNS
+
+    def guideline_cells(self, label: str) -> tuple[str, ...]:
+        """A row's whole-network guideline figures, and its measured element-wise share of operator time."""
+        measured = self.measured.get(label)
+        cells = self.guidelines[label].network.cells()
+        return (*cells, f"{measured.elementwise:.1%}") if measured else cells
+
+    def guideline_verdicts(self, label: str) -> tuple[GuidelineVerdict, ...]:
+        """A row against the reference, guideline by guideline (with G4 as measured where profiled)."""
+        reference = self.reference.label
+        verdicts = compare_to_reference(self.guidelines[label], self.guidelines[reference])
+        if label in self.measured:
+            verdicts += (compare_measured(self.measured[label], self.measured[reference]),)
+        return verdicts
+
+    @property
+    def bests(self) -> list[ComparedRow]:
+        """The rows of the study's bests."""
+        return [row for row in self.rows if row.label.startswith("best ")]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "study": self.study,
@@ -81,6 +120,14 @@ class StudyComparison:
             "reference": self.reference.label,
             "rows": [asdict(row) for row in self.rows],
             "stages": {label: [{"part": p, "ms": ms} for p, ms in parts] for label, parts in self.stages.items()},
+            "guidelines": {
+                label: {
+                    **explanation.to_dict(),
+                    "measured": self.measured[label].to_dict() if label in self.measured else None,
+                    "vs_reference": [verdict.to_dict() for verdict in self.guideline_verdicts(label)],
+                }
+                for label, explanation in self.guidelines.items()
+            },
             "provenance": self.provenance,
         }
 
@@ -104,7 +151,8 @@ def compare_study(
     rounds: int = 10,
     runs: int = 5,
 ) -> StudyComparison:
-    """Re-measure what ``compared_rows`` picks and V2 1.0x together (see the module docstring)."""
+    """Re-measure what ``compared_rows`` picks and V2 1.0x together, and explain each in the guidelines (see the
+    module docstring)."""
     settings = summary.settings
     picked = compared_rows(summary)
     genotypes = [Genotype.from_string(row.genotype) for _, row in picked]
@@ -151,6 +199,12 @@ def compare_study(
             )
         )
     comparison = StudyComparison(study.study_name, settings, rows, dict(timed.provenance))
+    comparison.guidelines = {row.label: explain(genotype) for row, genotype in zip(rows, genotypes, strict=True)}
+    if config.target == "cpu":
+        comparison.measured = {
+            row.label: measured_elementwise_share(genotype, config, PROFILE_RUNS)
+            for row, genotype in zip(rows, genotypes, strict=True)
+        }
     winner = comparison.row("best V2-style") or comparison.row("best V1-style")
     if winner is not None:
         pair = [winner, rows[reference]]

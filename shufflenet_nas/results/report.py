@@ -1,9 +1,11 @@
-"""The comparison as ``report.md``: where and how it was measured, one table, the charts, the genotypes."""
+"""The comparison as ``report.md``: where and how it was measured, one table, the guidelines table with each best
+against the reference guideline by guideline, the charts, the genotypes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from shufflenet_nas.nas.explain import GUIDELINE_LEGEND, MEASURED_LEGEND
 from shufflenet_nas.results.compare import ComparedRow, StudyComparison
 from shufflenet_nas.units import percent
 
@@ -34,6 +36,7 @@ def report_markdown(comparison: StudyComparison, charts: list[Path]) -> str:
     reference = comparison.reference
     if reference.added:
         lines += ["", f"{reference.label} was not in the study: added as the reference (no trial, no proxy)."]
+    lines += ["", *_guidelines(comparison)]
     lines += ["", *(f"![{chart.stem}]({chart.name})" for chart in charts), "", "## Genotypes", ""]
     lines += [f"- {row.label}{_trial(row)}: `{row.genotype}`" for row in comparison.rows]
     lines += [
@@ -43,6 +46,28 @@ def report_markdown(comparison: StudyComparison, charts: list[Path]) -> str:
         "top-1 comes from `shufflenet-nas train` on the user's data.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _guidelines(comparison: StudyComparison) -> list[str]:
+    """The guidelines section: every row's whole-network figures, then each best against the reference."""
+    columns = comparison.guideline_columns
+    measured = (
+        f" Measured on {comparison.provenance.get('device', '?')}; {MEASURED_LEGEND}." if comparison.measured else ""
+    )
+    lines = [
+        "## ShuffleNet V2's guidelines",
+        "",
+        f"Counted from each network's kernels (MAC = elements read + written). {GUIDELINE_LEGEND}.{measured}",
+        "",
+        "| | " + " | ".join(columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for row in sorted(comparison.rows, key=lambda r: r.ms):
+        lines.append(f"| {row.label} | " + " | ".join(comparison.guideline_cells(row.label)) + " |")
+    for row in comparison.bests:
+        lines += ["", f"{row.label} vs {comparison.reference.label}:", ""]
+        lines += [f"- {verdict.text()}" for verdict in comparison.guideline_verdicts(row.label)]
+    return lines
 
 
 def _trial(row: ComparedRow) -> str:

@@ -1,6 +1,7 @@
 """A finished (or interrupted) study turned into a summary: counts, Pareto front, the best of each family
-(``results.best``) beside its paper model, and the files ``pareto.json`` and ``summary.md``. Latencies
-re-measured after a lookup-table search (``remeasure_front``) replace the predicted ones."""
+(``results.best``) beside its paper model and, guideline by guideline, beside ShuffleNet V2 1.0x
+(``nas.explain``, counted), and the files ``pareto.json`` and ``summary.md``. Latencies re-measured after a
+lookup-table search (``remeasure_front``) replace the predicted ones."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import optuna
 
 from shufflenet_nas.errors import ShuffleNetNASError
+from shufflenet_nas.nas.explain import REFERENCE, GuidelineVerdict, compare_to_reference, explain, reference_like
 from shufflenet_nas.nas.latency import MeasureConfig, measure_interleaved, measure_latency
 from shufflenet_nas.results import rows as rows_module
 from shufflenet_nas.results.best import family_references, pareto_front, pick_best
@@ -233,8 +235,34 @@ class StudySummary:
             )
         return lines
 
+    def guideline_verdicts(self) -> dict[str, tuple[GuidelineVerdict, ...]]:
+        """Per family with a best: the best against ShuffleNet V2 1.0x at the study's input, guideline by guideline
+        (``nas.explain.compare_to_reference``, counted)."""
+        verdicts = {}
+        for family, row in self.best.items():
+            genotype = Genotype.from_string(row.genotype)
+            reference = reference_like(genotype)
+            if reference is not None:  # the space's inputs always fit it
+                verdicts[family] = compare_to_reference(explain(genotype), explain(reference))
+        return verdicts
+
+    def guideline_lines(self) -> list[tuple[str, list[str]]]:
+        """Per family with a best: a title and one line per guideline (``GuidelineVerdict.text``)."""
+        return [
+            (
+                f"best {family} trial {self.best[family].number} vs {REFERENCE}, ShuffleNet V2's guidelines (counted; "
+                "lower follows each better)",
+                [verdict.text() for verdict in verdicts],
+            )
+            for family, verdicts in self.guideline_verdicts().items()
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         comparisons = {f: c.to_dict() for f in self.best if (c := self.comparison(f)) is not None}
+        guidelines = {
+            family: {"reference": REFERENCE, "verdicts": [verdict.to_dict() for verdict in verdicts]}
+            for family, verdicts in self.guideline_verdicts().items()
+        }
         return {
             "study": self.study_name,
             "settings": self.settings,
@@ -245,6 +273,7 @@ class StudySummary:
             "rules": dict(self.rules),
             "references": {family: row.baseline for family, row in self.references.items()},
             "comparisons": comparisons,
+            "guidelines": guidelines,
             "proxy_floor": self.proxy_floor,
             "baselines": [asdict(row) for row in self.baselines],
             "reference_baseline": self.reference.baseline if self.reference else None,
@@ -286,6 +315,8 @@ class StudySummary:
         lines += ["", note] if note else []
         for headline, genotype in self.verdicts():
             lines += ["", f"**{headline}**"] + ([f"`{genotype}`"] if genotype else [])
+        for title, guideline_lines in self.guideline_lines():
+            lines += ["", f"{title}:", "", *(f"- {line}" for line in guideline_lines)]
         return "\n".join(lines) + "\n"
 
 

@@ -49,6 +49,15 @@ def test_compare_re_measures_against_v2_1x_and_writes_charts_and_a_report(tmp_pa
         assert (tmp_path / "cmp" / name).read_bytes().startswith(PNG)
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert "![latency_vs_proxy](latency_vs_proxy.png)" in report and "| best V2-style | 1 |" in report
+    guidelines = data["guidelines"]  # each row explained; on the cpu target G4 also profiled
+    assert set(guidelines) == set(rows)
+    for label, explained in guidelines.items():
+        assert explained["network"]["operators"] == rows[label]["operators"]
+        assert 0 < explained["measured"]["elementwise"] < 1 and explained["measured"]["runs"] == 5
+    v1 = {v["guideline"] + v["title"]: v["better"] for v in guidelines["best V1-style"]["vs_reference"]}
+    assert v1["G2group convs"] == "reference" and v1["G3fragmentation"] == "this" and "G4element-wise, measured" in v1
+    assert "## ShuffleNet V2's guidelines" in report and "| G1 c1:c2 | G1 excess |" in report
+    assert "best V1-style vs shufflenet_v2_x1_0:\n\n- G1 equal widths: 1x1 MAC" in report
 
 
 def test_compare_bad_input(tmp_path: Path) -> None:
@@ -65,10 +74,12 @@ def test_compare_bad_input(tmp_path: Path) -> None:
 def test_compare_a_study_in_a_storage_url(tmp_path: Path) -> None:
     study = small_study(tmp_path / "cpu-146M-mixed")
     url = f"sqlite:///{study / 'study.db'}"
-    args = ["compare", "--storage", url, "--study", "cpu-146M-mixed", "--rounds", "5", "--runs", "1", "--json"]
+    args = ["compare", "--storage", url, "--study", "cpu-146M-mixed", "--rounds", "5", "--runs", "1"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["study"] == "cpu-146M-mixed"
+    assert "cpu-146M-mixed: re-measured together on cpu" in result.stdout
+    assert "ShuffleNet V2 guidelines, whole networks" in result.stdout and "G4 time" in result.stdout
+    assert "best V2-style vs shufflenet_v2_x1_0:" in result.stdout and "G4 element-wise, measured: " in result.stdout
     both = runner.invoke(app, ["compare", str(study), "--storage", url])
     neither = runner.invoke(app, ["compare"])
     for refused in (both, neither):

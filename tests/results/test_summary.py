@@ -275,3 +275,18 @@ def test_confirm_bests_measures_each_best_beside_its_paper_model(tmp_path: Path)
     found = study.user_attrs["re_measured"][V2]
     assert found["low"] <= found["ratio"] <= found["high"] and found["best_ms"] > 0 and found["rounds"] == 5
     assert "re-measured together, 5 rounds" in summarise(study).comparison(V2).text()  # type: ignore[union-attr]
+
+
+def test_each_best_is_held_against_v2_1x_guideline_by_guideline(tmp_path: Path) -> None:
+    summary = summarise(make_study([V2_REF, V1_G3, T(9.0, 108.0, variant=1), T(14.0, 107.0, family=V1, variant=1)]))
+    verdicts = summary.guideline_verdicts()
+    assert [v.better for v in verdicts[V2]] == ["this", "equal", "equal", "this"]  # V2 1.0x with a wider stem
+    assert [v.better for v in verdicts[V1]] == ["reference", "reference", "this", "reference"]  # V1 g3: 1:4, g3
+    assert (verdicts[V1][2].value, verdicts[V1][2].reference_value) == (169, 184)  # operators per forward
+    data = summary.to_dict()
+    assert data["guidelines"][V1]["reference"] == "shufflenet_v2_x1_0"
+    assert [v["guideline"] for v in data["guidelines"][V1]["verdicts"]] == ["G1", "G2", "G3", "G4"]
+    markdown = write_artifacts(summary, tmp_path)[1].read_text()
+    for title, lines in summary.guideline_lines():
+        assert f"{title}:" in markdown and all(f"- {line}" in markdown for line in lines)
+    assert "best V1-style trial 3 vs shufflenet_v2_x1_0" in markdown
