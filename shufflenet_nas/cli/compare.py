@@ -18,11 +18,11 @@ from shufflenet_nas.cli.common import (
     MeasureOptions,
     Runtime,
     Target,
+    open_study,
     option_group,
     output_path,
 )
 from shufflenet_nas.cli.console import err, out, print_json
-from shufflenet_nas.cli.errors import UsageError, parameters_of
 from shufflenet_nas.errors import ShuffleNetNASError
 from shufflenet_nas.units import percent
 
@@ -55,16 +55,10 @@ def compare(
     ShuffleNet V2's guidelines G1-G4 (counted; on the cpu target G4 also profiled) and each best against V2 1.0x.
     Example: shufflenet-nas compare results/cpu-146M-mixed --out results/cpu-146M-mixed/compare
     """
-    from shufflenet_nas.results import load_study, summarise
+    from shufflenet_nas.results import summarise
     from shufflenet_nas.results.compare import compare_study
 
-    if (study_dir is None) == (storage is None):
-        raise UsageError("give a results/<study> directory, or --storage URL (with --study NAME), not both")
-    if storage is None:
-        with parameters_of("study_dir"):
-            study = load_study(study_dir)
-    else:
-        study = load_study(study_name, storage)
+    study = open_study(study_dir, storage, study_name)
     summary = summarise(study)
     config = _as_the_study(measure, summary.settings, context).config()
     if out_dir is not None:

@@ -60,7 +60,7 @@ def guidelines(
 
     Example: shufflenet-nas guidelines --target cpu --out docs/guidelines-cpu
     """
-    from shufflenet_nas.guidelines import run_guidelines
+    from shufflenet_nas.guidelines import run_guidelines, store_result
 
     config = replace(measure, batch=paper_setup(measure.target.value).batch if batch is None else batch).config()
     if out_dir is not None:
@@ -72,6 +72,8 @@ def guidelines(
 
         result = run_guidelines(config, quick=quick, rounds=rounds, runs=runs, resolution=resolution, on_progress=show)
     files = _write(result, out_dir) if out_dir is not None else []
+    stored = store_result(result)
+    err.print(f"kept this device's verdicts in {escape(str(stored))} for `search --explain`", highlight=False)
     if json_output:
         print_json(result.to_dict() | {"files": [str(path) for path in files]})
         return

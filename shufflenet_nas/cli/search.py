@@ -6,7 +6,7 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -23,6 +23,7 @@ from shufflenet_nas.cli.common import (
     Sampler,
     choice_option,
     measure_options,
+    open_study,
 )
 from shufflenet_nas.cli.console import err, out, print_json
 from shufflenet_nas.cli.errors import UsageError, interrupt_exit_code, parameters_of
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     import optuna
 
     from shufflenet_nas.nas.data import Dataset
+    from shufflenet_nas.nas.latency import MeasureConfig
     from shufflenet_nas.nas.search import SearchConfig
     from shufflenet_nas.nas.training import TrainRecipe
     from shufflenet_nas.results.summary import StudySummary
@@ -110,6 +112,14 @@ def search(
             "the '% lower' headline comes from it. 0: off."
         ),
     ] = 10,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Say which of ShuffleNet V2's guidelines G1-G4 each best follows better than V2 1.0x, and which "
+            "of them hold on this device (from the last `guidelines` run here).",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Search the ShuffleNet space for fast, accurate architectures under a FLOPs budget.
@@ -207,12 +217,26 @@ def search(
             confirm_bests(finished, measured, rounds=confirm_rounds)
     summary = summarise(finished)
     paths = write_artifacts(summary, config.study_dir)
-    _render(summary, json_output)
+    explanation = _explanation(summary, measured) if explain else None
+    _render(summary, json_output, extra={"explain": explanation} if explanation else {})
+    if explanation and not json_output:
+        from shufflenet_nas.results.explanation import explanation_lines
+
+        _print_guidelines(summary)
+        for line in explanation_lines(explanation, measured.target):
+            out.print(escape(line), highlight=False, soft_wrap=True)
     err.print(f"wrote {', '.join(str(p) for p in paths)}", highlight=False)
     if interrupted:
         raise typer.Exit(interrupt_exit_code(interrupted))
     if not summary.trials:
         raise ShuffleNetNASError(_nothing_found(summary, config))
+
+
+def _explanation(summary: StudySummary, config: MeasureConfig) -> dict[str, Any]:
+    from shufflenet_nas.guidelines import stored_result
+    from shufflenet_nas.results.explanation import explain_bests
+
+    return explain_bests(summary, stored_result(config))
 
 
 def _refine(
@@ -301,29 +325,27 @@ def show(
 ) -> None:
     """The Pareto front and the best V1-style and V2-style configurations of a study (opened read-only), each best
     beside ShuffleNet V2 1.0x in the V2 paper's guidelines G1-G4 (counted)."""
-    from shufflenet_nas.results import load_study, summarise
+    from shufflenet_nas.results import summarise
 
-    if study_dir is not None and storage is not None:
-        raise UsageError("give either a results directory or --storage, not both")
-    if storage is None:
-        if study_dir is None:
-            raise UsageError("give a results/<study> directory, or --storage URL with --study NAME")
-        with parameters_of("study_dir"):  # the library's `study` is the argument here
-            opened = load_study(study_dir)
-    else:
-        opened = load_study(study, storage)
-    summary = summarise(opened, every_trial=all_trials)
+    summary = summarise(open_study(study_dir, storage, study), every_trial=all_trials)
     _render(summary, json_output, all_trials)
     if not json_output:  # the JSON has them in "guidelines"
-        for title, lines in summary.guideline_lines():
-            out.print(escape(title), highlight=False, style="dim")
-            for line in lines:
-                out.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+        _print_guidelines(summary)
 
 
-def _render(summary: StudySummary, json_output: bool, all_trials: bool = False) -> None:
+def _print_guidelines(summary: StudySummary) -> None:
+    """Each best beside V2 1.0x, guideline by guideline (counted)."""
+    for title, lines in summary.guideline_lines():
+        out.print(escape(title), highlight=False, style="dim")
+        for line in lines:
+            out.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+
+
+def _render(
+    summary: StudySummary, json_output: bool, all_trials: bool = False, extra: dict[str, Any] | None = None
+) -> None:
     if json_output:
-        data = summary.to_dict()
+        data = summary.to_dict() | (extra or {})
         if all_trials and summary.every_trial is not None:
             data["trials"] = [asdict(status) for status in summary.every_trial]
         print_json(data)

@@ -4,7 +4,8 @@ G1 equal channel widths minimise memory access cost; G2 excessive group convolut
 fragmentation reduces parallelism; G4 element-wise operations are not negligible. The paper's validation tables
 (Tables 1-4: stacks of 10 blocks on 56x56 features, widths x1 / x2 / x4) are data in ``configs``; ``run_guidelines``
 times each table's rows interleaved on a ``MeasureConfig``'s device and decides each guideline from a time ratio
-and its 95% interval (``verdicts``); ``write_report`` writes the charts and ``guidelines.md``. Public names are
+and its 95% interval (``verdicts``); ``write_report`` writes the charts and ``guidelines.md``; ``store_result`` keeps
+each device's latest run for ``search --explain`` (``stored_result``). Public names are
 imported on first use: importing this package does not import torch.
 """
 
@@ -38,5 +39,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "shufflenet_nas.guidelines.measure": ["run_guidelines"],
         "shufflenet_nas.guidelines.blocks": ["build_block", "build_stack"],
         "shufflenet_nas.guidelines.report": ["guidelines_markdown", "write_charts", "write_report"],
+        "shufflenet_nas.guidelines.store": ["store_result", "stored_result"],
     },
 )

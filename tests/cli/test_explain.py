@@ -1,0 +1,63 @@
+"""`search --explain`: each best in ShuffleNet V2's guidelines beside V2 1.0x, and whether each holds on this device
+(the latest `guidelines` run here, kept per device)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from shufflenet_nas.cli.app import app
+from tests.cli.test_guidelines import TINY as GUIDELINES
+from tests.cli.test_search import TINY as SEARCH
+
+runner = CliRunner()
+
+
+def test_explain_before_and_after_a_guidelines_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHUFFLENET_NAS_CACHE_DIR", str(tmp_path / "cache"))  # no verdicts kept yet
+    search = ["search", *SEARCH, "--n-trials", "12", "--confirm-rounds", "0", "--results-dir", str(tmp_path)]
+    before = runner.invoke(app, [*search, "--explain"])
+    assert before.exit_code == 0, before.output
+    assert "ShuffleNet V2's guidelines (counted" in before.stdout and "G2 group convs:" in before.stdout
+    assert "not measured here yet; run `shufflenet-nas guidelines --target cpu --quick`" in before.stdout
+    assert "best V2-style: follows " in before.stdout  # trial 10 of this seed beats V2 0.5x
+
+    measured = runner.invoke(app, [*GUIDELINES, "--json"])
+    assert measured.exit_code == 0, measured.output
+    assert "for `search --explain`" in measured.stderr
+    verdicts = {g["key"]: g["verdict"] for g in json.loads(measured.stdout)["guidelines"]}
+
+    after = runner.invoke(app, [*search, "--n-trials", "1", "--explain", "--json"])
+    assert after.exit_code == 0, after.output
+    explanation = json.loads(after.stdout)["explain"]
+    device = explanation["device"]
+    assert device["device"].startswith("cpu/eager on ") and "batch 1" in device["setup"]
+    assert {key: v["verdict"] for key, v in device["verdicts"].items()} == verdicts
+    assert explanation["best"] and explanation["reference"] == "shufflenet_v2_x1_0"
+    for entry in explanation["best"].values():
+        assert sorted(entry["better"] + entry["worse"] + entry["equal"]) == ["G1", "G2", "G3", "G4"]
+        holding = {key for key, verdict in verdicts.items() if verdict == "holds"}
+        assert entry["rewarded"] == [g for g in entry["better"] if g in holding]
+        assert entry["costly"] == [g for g in entry["worse"] if g in holding]
+
+    text = runner.invoke(app, [*search, "--n-trials", "1", "--explain"])
+    assert text.exit_code == 0, text.output
+    assert "on this device (cpu/eager on " in text.stdout and "better than V2 1.0x" in text.stdout
+
+
+def test_a_stored_run_that_does_not_read_is_skipped_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shufflenet_nas.guidelines import stored_result
+    from shufflenet_nas.guidelines.store import STORE, device_key
+    from shufflenet_nas.nas.latency import MeasureConfig, software_provenance
+
+    monkeypatch.setenv("SHUFFLENET_NAS_CACHE_DIR", str(tmp_path))
+    config = MeasureConfig()
+    (tmp_path / STORE).write_text(json.dumps({device_key(software_provenance(config)): {"guidelines": 3}}))
+    with pytest.warns(RuntimeWarning, match="the guideline verdicts stored for this device do not read"):
+        assert stored_result(config) is None
+    assert stored_result(MeasureConfig(target="onnxruntime")) is None  # another device key: none kept
