@@ -10,10 +10,12 @@ reported and the rest still run:
 2. ``precision``: ``benchmarks/latency_precision.py`` (V2 1.0x in 5 processes) with CUDA-graph replay and eager.
 3. ``search``: ``search --target gpu --budget 146MFLOPs --n-trials 30`` and its re-measured headline.
 4. ``compare``: that study's front and the papers' models re-measured together (charts into ``DIR/compare``).
-5. ``data``, ``train``: V2 0.5x trained 3 epochs on a generated 2-pattern set on the GPU (mixed precision): top-1,
+5. ``guidelines``: ``guidelines --target gpu --quick``: ShuffleNet V2's G1-G4 on the device (charts into
+   ``DIR/guidelines``).
+6. ``data``, ``train``: V2 0.5x trained 3 epochs on a generated 2-pattern set on the GPU (mixed precision): top-1,
    img/s.
-6. ``lut``: the lookup table's accuracy on the device (``benchmarks/lut_accuracy.py``).
-7. ``ratios``: ``benchmarks/ratio_fidelity.py`` on the device, fewer rounds.
+7. ``lut``: the lookup table's accuracy on the device (``benchmarks/lut_accuracy.py``).
+8. ``ratios``: ``benchmarks/ratio_fidelity.py`` on the device, fewer rounds.
 
 The last lines printed are one block to paste into a note (also ``DIR/summary.md``).
 """
@@ -98,6 +100,21 @@ def steps(target: str, out: Path, quick: bool) -> list[Step]:
                 "--json",
             ],
             240,
+        ),
+        Step(
+            "guidelines",
+            [
+                *cli,
+                "guidelines",
+                "--target",
+                target,
+                "--quick",
+                *(["--rounds", "5"] if quick else []),
+                "--json",
+                "--out",
+                str(out / "guidelines"),
+            ],
+            180,
         ),
         Step("data", [sys.executable, "-c", _STRIPES.format(path=str(data))], 60),
         Step(
@@ -200,6 +217,13 @@ def figures(name: str, output: str) -> str:
         data = json.loads(output[output.index("{") : output.rindex("}") + 1])
         rows = sorted(data["rows"], key=lambda r: r["ratio"])
         return ", ".join(f"{r['label']} {r['ms']:.3f} ms x{r['ratio']:.3f}" for r in rows[:4]) + f" ({len(rows)} rows)"
+    if name == "guidelines":
+        data = json.loads(output[output.index("{") : output.rindex("}") + 1])
+        return "; ".join(
+            f"{g['key']} {g['verdict']} ({t['ratio']:.3f} [{t['low']:.3f}, {t['high']:.3f}] at x{t['width']})"
+            for g in data["guidelines"]
+            for t in g["tables"][:1]
+        )
     if name == "train":
         data = json.loads(output[output.index("{") : output.rindex("}") + 1])
         rate = max(epoch["images_per_s"] for epoch in data["history"])

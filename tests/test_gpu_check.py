@@ -22,6 +22,7 @@ def test_every_step_runs_a_script_that_exists_or_a_command_the_cli_has(tmp_path:
         "precision (eager)",
         "search",
         "compare",
+        "guidelines",
         "data",
         "train",
         "lut",
@@ -57,4 +58,7 @@ def test_the_summary_reads_each_steps_output() -> None:
     history = [{"images_per_s": 900.0}, {"images_per_s": 1200.0}]
     trained = {"accuracy_top1": 0.95, "history": history, "device": "cuda"}
     assert gpu_check.figures("train", json.dumps(trained)) == "top-1 95.0% after 2 epochs, 1,200 img/s, cuda"
+    table = {"ratio": 0.5, "low": 0.45, "high": 0.55, "width": 1}
+    guidelines = {"guidelines": [{"key": "G1", "verdict": "holds", "tables": [table, {**table, "width": 2}]}]}
+    assert gpu_check.figures("guidelines", json.dumps(guidelines)) == "G1 holds (0.500 [0.450, 0.550] at x1)"
     assert gpu_check.figures("lut", "a\nb\nwithin ±10% 100%\n") == "b | within ±10% 100%"
