@@ -1,10 +1,11 @@
 """Speed normalisation: runs scaled to a reference network's anchor speed, so a shared host's swings cancel.
 
 A fixed reference network runs before each block of runs of about ``BLOCK_REFERENCES`` times its own duration,
-and each run of the block is scaled by ``anchor / reference``. Both networks run once untimed first (the
-reference before its timed run, the network after it), so each is timed with its own working set in the caches:
-otherwise the reference evicts a small network's weights before every run and the scaled figure is biased
-against small networks. The anchor, the reference's raw 10th percentile (its speed when the machine is least
+and each run of the block is scaled by ``anchor / reference``. Both networks run untimed first (the reference
+``REFERENCE_WARMUP_RUNS`` times before its timed run, the network once after it), so each is timed warm: right
+after another network the reference runs 10-15% slower for two runs, more so after a larger network, which
+biased every scaled ratio towards 1 (+7% for V2 0.5x / V2 1.0x); and the reference evicted a small network's
+weights before its runs. The anchor, the reference's raw 10th percentile (its speed when the machine is least
 disturbed), is measured once per device and config and kept in ``anchors.json`` in the cache directory, so
 every process scales by the same number; each process re-checks it once, and lowers it when this run finds
 the machine faster (an anchor taken while the machine was busy would inflate every scaled figure).
@@ -36,13 +37,14 @@ REFERENCE = f"{REFERENCE_ARCH}@{REFERENCE_RESOLUTION}px"  # as provenance and an
 ANCHOR_TIME_S = 5.0  # how long the reference is timed when its anchor is first measured
 ANCHOR_CHECK_SHARE = 0.1  # each process re-checks the stored anchor with a tenth of that time
 REANCHOR_BELOW = 0.05  # a re-check this much faster than the stored anchor replaces it
-BLOCK_REFERENCES = 4  # a block of timed runs lasts about this many reference runs
+BLOCK_REFERENCES = 8  # a block of timed runs lasts about this many reference runs
+REFERENCE_WARMUP_RUNS = 3  # after another network the reference runs 10-15% slower until its third run
 
 
 class NormalizedStep:
-    """``step`` in blocks of about ``BLOCK_REFERENCES`` reference durations, each after a warm reference run, a
-    timed one and an untimed run of ``step``; returns each run's ms scaled by ``anchor_ms / the block's reference
-    ms``. ``raw_ms`` keeps the unscaled runs."""
+    """``step`` in blocks of about ``BLOCK_REFERENCES`` reference durations, each after ``REFERENCE_WARMUP_RUNS``
+    untimed runs of the reference, a timed one and an untimed run of ``step``; returns each run's ms scaled by
+    ``anchor_ms / the block's reference ms``. ``raw_ms`` keeps the unscaled runs."""
 
     def __init__(self, step: Step, reference: Step, anchor_ms: float) -> None:
         self.step, self.reference, self.anchor_ms = step, reference, anchor_ms
@@ -52,7 +54,8 @@ class NormalizedStep:
 
     def __call__(self) -> float:
         if self._block_left_ms <= 0:
-            self.reference()  # brings the reference's working set back into the caches
+            for _ in range(REFERENCE_WARMUP_RUNS):
+                self.reference()
             self.reference_ms.append(self.reference())
             self.step()  # and then the network's
             self._block_left_ms = BLOCK_REFERENCES * self.reference_ms[-1]
