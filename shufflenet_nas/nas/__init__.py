@@ -24,6 +24,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "measure_module",
         ],
         "shufflenet_nas.nas.lut": ["LatencyTable"],
+        "shufflenet_nas.nas.explain": ["Explanation", "compare_to_reference", "explain", "measured_elementwise_share"],
         "shufflenet_nas.nas.proxies": ["PROXY_NAMES", "ProxyScore", "compute_proxies"],
         "shufflenet_nas.nas.data": ["Dataset", "load_dataset"],
         "shufflenet_nas.nas.short_training": ["TrainConfig", "short_train"],

@@ -211,13 +211,17 @@ class StudySummary:
         return f"{count} with one recipe and seed {first.get('seed')} ({first.get('recipe_text')}) on {described}"
 
     def latency_note(self) -> str:
-        """Which latency is which, where a headline comes from a re-measurement ('' where none does)."""
-        if not any(c.confirmed for f in self.best if (c := self.comparison(f)) is not None):
-            return ""
-        return (
-            "latency ms in the table: the search's own short measurements (normalised on cpu and onnxruntime); "
-            "the headlines: each best and its paper model re-measured together, raw"
+        """Which latency the table holds, and, where a headline comes from a re-measurement, that it does."""
+        anchor = self.settings.get("speed_anchor_ms")
+        table = (
+            f"latency ms in the table: the search's own short measurements, normalised to the speed anchor "
+            f"({anchor:.3f} ms: ms at this machine's least-disturbed speed; each trial keeps its raw median)"
+            if self.settings.get("normalize") and anchor
+            else "latency ms in the table: the search's own short measurements, raw"
         )
+        if any(c.confirmed for f in self.best if (c := self.comparison(f)) is not None):
+            return f"{table}; the headlines: each best and its paper model re-measured together, raw"
+        return table
 
     def verdicts(self) -> list[tuple[str, str | None]]:
         """Per searched family: the headline (``best V2-style trial 42 · 12.3% lower latency than ...`` or

@@ -290,3 +290,10 @@ def test_each_best_is_held_against_v2_1x_guideline_by_guideline(tmp_path: Path) 
     for title, lines in summary.guideline_lines():
         assert f"{title}:" in markdown and all(f"- {line}" in markdown for line in lines)
     assert "best V1-style trial 3 vs shufflenet_v2_x1_0" in markdown
+
+
+def test_the_summary_says_which_latency_its_table_holds() -> None:
+    trials = [T(3.0, 1.3e6, baseline="shufflenet_v2_x0_5"), T(2.5, 1.4e6, variant=1)]
+    normalised = summarise(make_study(trials, normalize=True, speed_anchor_ms=4.25)).latency_note()
+    assert "normalised to the speed anchor (4.250 ms: ms at this machine's least-disturbed speed" in normalised
+    assert summarise(make_study(trials, normalize=False)).latency_note().endswith("short measurements, raw")
