@@ -380,7 +380,12 @@ def _results_table(summary: StudySummary) -> Table:
     from shufflenet_nas.results.rows import LATENCY_FORMAT, PROXY_FORMAT
 
     ranked = "top-1" if summary.ranked_by_accuracy else "proxy"
-    table = Table(title=f"Pareto front (latency vs {ranked}) and paper baselines")
+    front = (
+        "the 10 highest rewards"
+        if summary.settings.get("objective") == "reward"
+        else f"Pareto front (latency vs {ranked})"
+    )
+    table = Table(title=f"{front} and paper baselines")
     trained = any(row.accuracy_top1 is not None for row in summary.shown_rows())
     columns = ("", "trial", "family", "MFLOPs", "params", "latency ms", "proxy", *_TRAINED * trained, "arch_id")
     for column in columns:

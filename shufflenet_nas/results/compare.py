@@ -1,7 +1,8 @@
 """A study's finds beside the papers' models, re-measured in one run on one device (``compare``).
 
 What is compared: each family's best, the Pareto front, and every paper model the study evaluated, plus
-ShuffleNet V2 1.0x at the study's resolution (the reference every ratio is to) where the study did not evaluate it.
+ShuffleNet V2 1.0x at the study's resolution (the reference every ratio is to) where the study did not evaluate it,
+its proxy then scored as the search scored its trials (where the proxy needs no data).
 All of them are timed interleaved in rounds (``nas.latency.measure_interleaved``): raw milliseconds, and the raw
 ratio to V2 1.0x within each round, each with a 95% bootstrap interval over rounds. Beside them: counted and paper
 MFLOPs, parameters, memory access, operators, the study's proxy and latency, trained top-1 (``train``) and the
@@ -143,6 +144,17 @@ def compared_rows(summary: StudySummary) -> list[tuple[str, TrialRow]]:
     return list(chosen.values())
 
 
+def _study_proxy(genotype: Genotype, settings: dict[str, Any]) -> float | None:
+    """The study's proxy of a network it did not evaluate, scored as its search did (seed; none where the proxy
+    needed the study's data)."""
+    proxy = settings.get("proxy")
+    if not proxy or settings.get("data") or proxy == "train":
+        return None
+    from shufflenet_nas.nas.proxies import compute_proxies
+
+    return compute_proxies(genotype, [proxy], seed=settings.get("seed") or 0)[proxy].value
+
+
 def compare_study(
     study: optuna.Study,
     summary: StudySummary,
@@ -160,6 +172,7 @@ def compare_study(
     if reference is None:
         genotypes.append(baseline_at(REFERENCE, settings.get("resolution", 224), settings.get("num_classes", 1000)))
         reference = len(genotypes) - 1
+    added_proxy = _study_proxy(genotypes[reference], settings) if len(genotypes) > len(picked) else None
     timed = measure_interleaved(genotypes, config, rounds=rounds, runs=runs)
     trained = summary.trained
     rows = []
@@ -185,7 +198,7 @@ def compare_study(
                 params=cost.params,
                 memory_access=cost.memory_access,
                 operators=cost.operators,
-                proxy=row.proxy if row else None,
+                proxy=row.proxy if row else added_proxy,
                 study_latency_ms=row.latency_ms if row else None,
                 accuracy_top1=record.get("accuracy_top1"),
                 paper_mflops=paper.paper_mflops if paper and genotype.resolution == 224 else None,

@@ -26,6 +26,7 @@ def test_compare_re_measures_against_v2_1x_and_writes_charts_and_a_report(tmp_pa
     reference = rows["shufflenet_v2_x1_0"]  # not in the study: added as the reference
     assert data["reference"] == "shufflenet_v2_x1_0" and reference["ratio"] == 1.0
     assert reference["is_reference"] and reference["added"] and reference["genotype"].endswith("in32-cls1000")
+    assert reference["proxy"] == reference["params"] == 2_278_604  # scored as the study's proxy (params) scores
     for row in rows.values():
         assert row["ms"] > 0 and row["ratio_low"] <= row["ratio"] <= row["ratio_high"]
     assert (

@@ -232,3 +232,11 @@ def test_a_summary_without_the_asked_architecture_is_a_one_line_error(tmp_path: 
     genotype_file.write_text(json.dumps({"genotype": summary.best[V2].genotype}))
     one = runner.invoke(app, ["describe", f"{genotype_file}#v1"])
     assert one.exit_code == 2 and "holds one architecture, not a search summary" in one.output
+
+
+def test_show_of_a_reward_study_names_its_table_by_reward(tmp_path: Path) -> None:
+    trials = [T(3.0, 1.3e6, baseline="shufflenet_v2_x0_5", reward=1.0), T(2.5, 1.4e6, variant=1, reward=1.2)]
+    write_study_dir(tmp_path / "reward", trials, objective="reward", proxy="params", resolution=32)
+    shown = runner.invoke(app, ["show", str(tmp_path / "reward")])
+    assert shown.exit_code == 0, shown.output
+    assert "the 10 highest rewards and paper baselines" in shown.output and "Pareto front" not in shown.output
