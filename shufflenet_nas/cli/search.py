@@ -82,7 +82,13 @@ def search(
     objective: ObjectiveOption = Objective.pareto,
     latency_target: Annotated[str | None, typer.Option(help="Target T of the reward objective, e.g. 2ms.")] = None,
     params_budget: Annotated[str | None, typer.Option(help="Parameter budget, e.g. 2.5M.")] = None,
-    latency_budget: Annotated[str | None, typer.Option(help="Latency budget, e.g. 2ms or 500us.")] = None,
+    latency_budget: Annotated[
+        str | None,
+        typer.Option(
+            help="Latency budget, e.g. 2ms or 500us, in the figure the search compares: normalised ms on cpu and "
+            "onnxruntime (`measure`'s 'normalised:' line), raw on gpu."
+        ),
+    ] = None,
     proxy_floor: Annotated[
         str | None,
         typer.Option(
@@ -132,6 +138,7 @@ def search(
     from shufflenet_nas.nas.latency._interleaved import MIN_ROUNDS
     from shufflenet_nas.nas.proxies import check_proxy_names
     from shufflenet_nas.nas.search import Interrupted, SearchConfig, run_search, run_workers
+    from shufflenet_nas.nas.study import with_study_anchor
     from shufflenet_nas.results.rows import RANK_PROXY
     from shufflenet_nas.results.summary import confirm_bests, remeasure_front, summarise, write_artifacts
     from shufflenet_nas.search_spaces import SpaceRanges
@@ -207,7 +214,7 @@ def search(
         finished = optuna.load_study(study_name=config.study_name, storage=config.storage_url)
     if latency is LatencyMode.lut and not interrupted:
         err.print("re-measuring the Pareto front on the device ...")
-        remeasure_front(finished, measured)
+        remeasure_front(finished, with_study_anchor(finished, config).measure)  # in the study's units
     if refine_recipe is not None and dataset is not None and not interrupted:
         _refine(finished, proxy_refine, dataset, refine_recipe, config, json_output)
     elif finished.user_attrs.get("rank_by") not in (None, RANK_PROXY):

@@ -128,8 +128,8 @@ class Objective:
         if self.table is not None:
             estimated = self.table.estimated
             attrs["latency_ms"] = float(self.table.predict_ms(genotype, estimate=True))  # not numpy: stored as JSON
-            attrs["latency"] = {
-                "median_ms": attrs["latency_ms"],
+            attrs["latency"] = {  # a prediction in the table's units (normalised where the table is), not a median
+                "predicted_ms": attrs["latency_ms"],
                 "source": "lut",
                 "estimated_parts": self.table.estimated - estimated,
                 **self.table.key,

@@ -87,15 +87,24 @@ def open_or_create_study(config: SearchConfig, storage: optuna.storages.BaseStor
 
 def with_study_anchor(study: optuna.Study, config: SearchConfig) -> SearchConfig:
     """``config`` measuring with the speed anchor the study began with (its user attribute ``speed_anchor_ms``,
-    recorded now on its first run), so a resumed study's normalised figures stay in one unit even after this
-    device's stored anchor was lowered."""
+    recorded on its first run: the anchor its first measured trial was scaled to, else this device's), so a resumed
+    study's normalised figures stay in one unit even after this device's stored anchor was lowered."""
     if not config.measure.normalized:
         return config
     anchor = study.user_attrs.get(ANCHOR_ATTR)
     if anchor is None:
-        anchor = reference_anchor_ms(config.measure)
+        anchor = _first_trial_anchor(study) or reference_anchor_ms(config.measure)
         study.set_user_attr(ANCHOR_ATTR, anchor)
     return replace(config, measure=replace(config.measure, anchor_ms=float(anchor)))
+
+
+def _first_trial_anchor(study: optuna.Study) -> float | None:
+    """The speed anchor of the study's first measured trial (studies made before ``speed_anchor_ms`` was recorded)."""
+    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        anchor = (trial.user_attrs.get("latency") or {}).get("reference_anchor_ms")
+        if anchor is not None:
+            return float(anchor)
+    return None
 
 
 def _enqueue_missing_baselines(study: optuna.Study, config: SearchConfig) -> None:

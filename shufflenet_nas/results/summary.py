@@ -212,13 +212,18 @@ class StudySummary:
 
     def latency_note(self) -> str:
         """Which latency the table holds, and, where a headline comes from a re-measurement, that it does."""
-        anchor = self.settings.get("speed_anchor_ms")
-        table = (
-            f"latency ms in the table: the search's own short measurements, normalised to the speed anchor "
-            f"({anchor:.3f} ms: ms at this machine's least-disturbed speed; each trial keeps its raw median)"
-            if self.settings.get("normalize") and anchor
-            else "latency ms in the table: the search's own short measurements, raw"
+        lut = self.settings.get("latency_mode") == "lut"
+        source = (
+            "the lookup table's predictions (the front re-measured)" if lut else "the search's own short measurements"
         )
+        if self.settings.get("normalize"):
+            anchor = self.settings.get("speed_anchor_ms")
+            value = f"{anchor:.3f} ms" if anchor else "in each trial's latency.reference_anchor_ms"
+            units = f"normalised to the speed anchor ({value}: ms at this machine's least-disturbed speed"
+            units += ")" if lut else "; each trial keeps its raw median)"
+        else:
+            units = "raw"
+        table = f"latency ms in the table: {source}, {units}"
         if any(c.confirmed for f in self.best if (c := self.comparison(f)) is not None):
             return f"{table}; the headlines: each best and its paper model re-measured together, raw"
         return table

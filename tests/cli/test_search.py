@@ -10,9 +10,12 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from typer.testing import CliRunner
 
 from shufflenet_nas.cli.app import app
+from shufflenet_nas.nas.latency import _normalisation
+from shufflenet_nas.results import load_study
 
 runner = CliRunner()
 TINY = [
@@ -128,3 +131,18 @@ def test_ctrl_c_stops_cleanly_and_keeps_results(tmp_path: Path) -> None:
     assert set(states) <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, waiting}
     assert states.count(optuna.trial.TrialState.FAIL) <= 1 and states.count(optuna.trial.TrialState.COMPLETE) >= 3
     assert (tmp_path / "sigint" / "pareto.json").is_file()
+
+
+def test_a_resumed_lookup_table_search_re_measures_its_front_in_the_studys_units(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["search", *TINY, "--latency", "lut", "--n-trials", "6", "--confirm-rounds", "0"]
+    args += ["--results-dir", str(tmp_path), "--study", "lut"]
+    assert runner.invoke(app, args).exit_code == 0
+    anchor = load_study(tmp_path / "lut").user_attrs["speed_anchor_ms"]
+    lowered = {key: 0.8 * value for key, value in _normalisation._anchors.items()}
+    monkeypatch.setattr(_normalisation, "_anchors", lowered)  # the device's anchor was lowered since
+    resumed = runner.invoke(app, args)
+    assert resumed.exit_code == 0, resumed.output
+    remeasured = load_study(tmp_path / "lut").user_attrs["remeasured"]
+    assert len(remeasured) >= 2 and {r["reference_anchor_ms"] for r in remeasured.values()} == {anchor}

@@ -24,7 +24,7 @@ from shufflenet_nas.nas import objective as objective_module
 from shufflenet_nas.nas.latency import _normalisation, reference_anchor_ms
 from shufflenet_nas.nas.objective import device_lock, mnasnet_reward
 from shufflenet_nas.nas.search_config import baseline_genotype, fitting_baselines
-from shufflenet_nas.nas.study import open_or_create_study, open_storage
+from shufflenet_nas.nas.study import open_or_create_study, open_storage, with_study_anchor
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FAST = MeasureConfig(target="cpu", threads=1, max_time_s=0.02, rel_precision=0.2)
@@ -145,12 +145,22 @@ def test_a_resumed_study_keeps_the_speed_anchor_it_began_with(tmp_path: Path, mo
     assert "speed_anchor_ms" not in raw.user_attrs
 
 
+def test_a_study_made_before_anchors_were_recorded_keeps_its_trials_anchor(tmp_path: Path) -> None:
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    for number, anchor in enumerate((3.826, 3.0)):  # its first trial was scaled to 3.826 ms
+        trial = optuna.trial.create_trial(values=[1.0, 1.0], user_attrs={"latency": {"reference_anchor_ms": anchor}})
+        study.add_trial(trial)
+        assert study.trials[number].user_attrs["latency"]["reference_anchor_ms"] == anchor
+    config = with_study_anchor(study, tiny_config(tmp_path))
+    assert config.measure.anchor_ms == 3.826 and study.user_attrs["speed_anchor_ms"] == 3.826
+
+
 WORKER = """
 import sys, time
 from pathlib import Path
 from shufflenet_nas.nas.latency import MeasureConfig
 from shufflenet_nas.nas.search import SearchConfig
-from shufflenet_nas.nas.study import open_or_create_study, open_storage
+from shufflenet_nas.nas.study import open_or_create_study, open_storage, with_study_anchor
 folder = Path(sys.argv[1])
 config = SearchConfig(study_name="tiny", budget_flops=12e6, measure=MeasureConfig(target="cpu"), resolution=32,
                       num_classes=10, proxy="params", results_dir=folder)

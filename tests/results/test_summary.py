@@ -297,3 +297,7 @@ def test_the_summary_says_which_latency_its_table_holds() -> None:
     normalised = summarise(make_study(trials, normalize=True, speed_anchor_ms=4.25)).latency_note()
     assert "normalised to the speed anchor (4.250 ms: ms at this machine's least-disturbed speed" in normalised
     assert summarise(make_study(trials, normalize=False)).latency_note().endswith("short measurements, raw")
+    old = summarise(make_study(trials, normalize=True)).latency_note()  # made before the anchor was recorded
+    assert "normalised to the speed anchor (in each trial's latency.reference_anchor_ms" in old
+    lut = summarise(make_study(trials, normalize=True, latency_mode="lut", speed_anchor_ms=4.25)).latency_note()
+    assert "the lookup table's predictions (the front re-measured), normalised" in lut
