@@ -99,9 +99,13 @@ def _items(source: str | None, storage: str | None, study_name: str | None, sele
         if directory is not None and storage is None and not (directory / "study.db").is_file():
             raise UsageError(f"SOURCE {source}: a directory with no study.db; give a results/<study> directory or ARCH")
         from shufflenet_nas.results import summarise
+        from shufflenet_nas.results.loading import storage_file
         from shufflenet_nas.results.selection import select_rows
 
         study = open_study(directory, storage, study_name)
+        if storage is not None:  # a SQLite file's folder holds what `train` wrote beside it
+            database = storage_file(storage)
+            directory = database.parent if database is not None else None
         return study_items(study, directory, select_rows(summarise(study), selection))
     assert source is not None
     only_from_a_study(selection, source)

@@ -263,7 +263,8 @@ def _standalone(
 
 def study_items(study: optuna.Study, study_dir: Path | None, rows: list[TrialRow]) -> list[ExportItem]:
     """What to export of ``rows`` of a study: each with its trial's figures, its trained weights and accuracy
-    where `train` left them in ``study_dir`` (a study in a database server: weights at their recorded path)."""
+    where `train` left them in ``study_dir`` (a study in a database server: weights at their recorded path); a
+    recorded weights file that is gone is warned of, and the architecture goes with fresh weights."""
     trained = trained_records(study)
     trials = {trial.number: trial for trial in study.get_trials(deepcopy=False)}
     items = []
@@ -271,7 +272,13 @@ def study_items(study: optuna.Study, study_dir: Path | None, rows: list[TrialRow
         record = trained.get(row.arch_id)
         weights = (study_dir or Path()) / str(record["weights"]) if record and record.get("weights") else None
         if weights is not None and not weights.is_file():
-            weights = None  # recorded, but the file is gone: export the architecture as searched
+            warnings.warn(
+                f"{row.arch_id}: `train` recorded weights at {weights}, which is no file now; exporting it with "
+                "fresh weights (train it again, or export from the folder the weights are in)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            weights = None
         genotype = Genotype.from_string(record["trained_genotype"] if weights and record else row.genotype)
         attrs = trials[row.number].user_attrs if row.number in trials else {}
         where = {"study_dir": str(study_dir)} if study_dir is not None else {}

@@ -54,6 +54,11 @@ def _read_only(storage: str) -> tuple[str, Path | None]:
     return read_only_sqlite_url(Path(database)), Path(database)
 
 
+def storage_file(storage: str) -> Path | None:
+    """The SQLite file of a storage URL (None for other databases)."""
+    return _read_only(storage)[1]
+
+
 def load_study(study: str | Path | None = None, storage: str | None = None, writable: bool = False) -> optuna.Study:
     """A study from a results directory (``results/<study>``) or from ``storage`` + study name, for reading.
 

@@ -41,16 +41,25 @@ def test_export_a_studys_front_and_its_trained_weights(shapes_dir: Path, tmp_pat
     assert resolve_arch(str(path)).to_string() == described[1]["genotype"]
 
 
-def test_export_a_study_from_a_storage_url(tmp_path: Path) -> None:
+def test_export_a_study_from_a_storage_url_with_its_trained_weights(shapes_dir: Path, tmp_path: Path) -> None:
     study = small_study(tmp_path / "cpu-146M-mixed")
+    train = ["train", str(study), "--trial", "1", "--no-baselines", "--data", str(shapes_dir), "--epochs", "1"]
+    assert runner.invoke(app, train).exit_code == 0
     url = f"sqlite:///{study / 'study.db'}"
-    args = ["--storage", url, "--study", "cpu-146M-mixed", "--best-v2", "--format", "json", "--out", str(tmp_path)]
+    args = ["--storage", url, "--study", "cpu-146M-mixed", "--trial", "1", "--format", "json", "--out", str(tmp_path)]
     result = runner.invoke(app, ["export", *args, "--json"])
     assert result.exit_code == 0, result.output
     (written,) = json.loads(result.stdout)
     data = json.loads(Path(written["path"]).read_text())
     assert (data["provenance"]["study"], data["provenance"]["trial"]) == ("cpu-146M-mixed", 1)
-    assert "study_dir" not in data["provenance"] and data["trial"]["latency_ms"] == 2.5
+    assert data["weights"].startswith("trained") and data["trial"]["latency_ms"] == 2.5
+
+    for weights in (study / "weights").glob("*.pt"):
+        weights.unlink()  # the recorded weights are gone: said, and the architecture goes with fresh weights
+    again = runner.invoke(app, ["export", *args])
+    assert again.exit_code == 0, again.output
+    assert "which is no file now; exporting it with fresh weights" in again.stderr
+    assert "fresh (seed 0) weights" in again.stdout
 
 
 def test_export_an_architecture_as_standalone_python(tmp_path: Path) -> None:
