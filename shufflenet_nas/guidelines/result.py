@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -143,18 +144,25 @@ class GuidelinesResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GuidelinesResult:
-        """The inverse of ``to_dict``."""
+        """The inverse of ``to_dict``; ``ValueError`` where a guideline has no table or a figure is no finite
+        number."""
         guidelines = tuple(
             GuidelineResult(**_known(GuidelineResult, g, "tables"), tables=tuple(map(_table, g["tables"])))
             for g in data["guidelines"]
         )
+        if not guidelines or any(not g.tables for g in guidelines):
+            raise ValueError("a guideline without a measured table")
         top = _known(cls, data, "guidelines")
         return cls(**top | {"widths": tuple(top["widths"]), "guidelines": guidelines})
 
 
 def _table(data: dict[str, Any]) -> TableResult:
     rows = tuple(RowResult(**_known(RowResult, row)) for row in data["rows"])
-    return TableResult(**_known(TableResult, data, "rows"), rows=rows)
+    table = TableResult(**_known(TableResult, data, "rows"), rows=rows)
+    figures = [table.ratio, table.low, table.high, *(row.ms for row in rows), *(row.ratio for row in rows)]
+    if not rows or not all(isinstance(x, int | float) and math.isfinite(x) for x in figures):
+        raise ValueError(f"table x{table.width}: a figure that is no finite number, or no rows")
+    return table
 
 
 def _known(kind: type, data: dict[str, Any], *nested: str) -> dict[str, Any]:

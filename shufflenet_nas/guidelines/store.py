@@ -1,5 +1,6 @@
-"""Guideline verdicts kept per device: the latest ``guidelines`` run on each target, runtime and device, in
-``guidelines.json`` in the cache directory (beside the latency tables and speed anchors), for ``search --explain``."""
+"""Guideline verdicts kept per device: the latest ``guidelines`` run per target, runtime, device, threads and
+dtype, in ``guidelines.json`` in the cache directory (beside the latency tables and speed anchors), for
+``search --explain``."""
 
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ STORE = "guidelines.json"
 
 
 def device_key(provenance: dict[str, object]) -> str:
-    """``cpu/eager on <CPU name>``: what a verdict is about (threads, batch, dtype: in the stored run)."""
-    return f"{provenance['target']}/{provenance['runtime']} on {provenance['device']}"
+    """``cpu/eager on <CPU name>, 1 thread(s), fp32``: what a verdict is about (the batch is the paper's per
+    target unless the run says otherwise; it is in the stored run)."""
+    return (
+        f"{provenance['target']}/{provenance['runtime']} on {provenance['device']}, "
+        f"{provenance['threads']} thread(s), {provenance['dtype']}"
+    )
 
 
 def store_result(result: GuidelinesResult) -> Path:
@@ -29,8 +34,8 @@ def store_result(result: GuidelinesResult) -> Path:
 
 
 def stored_result(config: MeasureConfig) -> tuple[GuidelinesResult, str] | None:
-    """The latest run kept for ``config``'s target, runtime and device, and when it was stored; None if there
-    is none (an entry that no longer reads is skipped, with a warning)."""
+    """The latest run kept for ``config``'s target, runtime, device, threads and dtype, and when it was stored;
+    None if there is none (an entry that no longer reads is skipped, with a warning)."""
     path = default_cache_dir() / STORE
     entry = read_json_object(path).get(device_key(software_provenance(config)))
     if entry is None:

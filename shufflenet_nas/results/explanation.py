@@ -59,7 +59,7 @@ def explanation_lines(explanation: dict[str, Any], target: str) -> list[str]:
     lines = []
     if device is None:
         lines.append(
-            "whether each guideline holds on this device: not measured here yet; run "
+            "whether each guideline holds on this device: no readable `guidelines` run kept for it; run "
             f"`shufflenet-nas guidelines --target {target} --quick` (under a minute on a CPU), then search again"
         )
     else:
@@ -73,14 +73,18 @@ def explanation_lines(explanation: dict[str, Any], target: str) -> list[str]:
             parts.append(f"{_names(entry['worse'])} worse")
         if device is not None:
             parts.append(
-                f"of these, {_names(entry['rewarded'])} hold here and explain part of its speed"
+                f"of these, {_names(entry['rewarded'])} {_verb(entry['rewarded'])} here and explain part of its speed"
                 if entry["rewarded"]
                 else "none of those it follows better holds here"
             )
             if entry["costly"]:
-                parts.append(f"{_names(entry['costly'])} hold here and cost it speed")
+                parts.append(f"{_names(entry['costly'])} {_verb(entry['costly'])} here and cost it speed")
         lines.append("; ".join(parts))
     return lines
+
+
+def _verb(keys: list[str]) -> str:
+    return "holds" if len(keys) == 1 else "hold"
 
 
 def _names(keys: list[str]) -> str:

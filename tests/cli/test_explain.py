@@ -22,7 +22,7 @@ def test_explain_before_and_after_a_guidelines_run(tmp_path: Path, monkeypatch: 
     before = runner.invoke(app, [*search, "--explain"])
     assert before.exit_code == 0, before.output
     assert "ShuffleNet V2's guidelines (counted" in before.stdout and "G2 group convs:" in before.stdout
-    assert "not measured here yet; run `shufflenet-nas guidelines --target cpu --quick`" in before.stdout
+    assert "no readable `guidelines` run kept for it; run `shufflenet-nas guidelines --target cpu" in before.stdout
     assert "best V2-style: follows " in before.stdout  # trial 10 of this seed beats V2 0.5x
 
     measured = runner.invoke(app, [*GUIDELINES, "--json"])
@@ -60,4 +60,14 @@ def test_a_stored_run_that_does_not_read_is_skipped_with_a_warning(
     (tmp_path / STORE).write_text(json.dumps({device_key(software_provenance(config)): {"guidelines": 3}}))
     with pytest.warns(RuntimeWarning, match="the guideline verdicts stored for this device do not read"):
         assert stored_result(config) is None
+    (tmp_path / STORE).unlink()
+    assert runner.invoke(app, [*GUIDELINES, "--json"]).exit_code == 0  # a good run, then one figure spoilt
+    stored = json.loads((tmp_path / STORE).read_text())
+    (key,) = stored
+    assert key == device_key(software_provenance(config)) and key.endswith(", 1 thread(s), fp32")
+    for spoil in ({"tables": []}, {"tables": [{**stored[key]["guidelines"][0]["tables"][0], "low": "abc"}]}):
+        spoilt = {**stored[key], "guidelines": [{**stored[key]["guidelines"][0], **spoil}]}
+        (tmp_path / STORE).write_text(json.dumps({key: spoilt}))
+        with pytest.warns(RuntimeWarning, match="do not read"):
+            assert stored_result(config) is None
     assert stored_result(MeasureConfig(target="onnxruntime")) is None  # another device key: none kept
