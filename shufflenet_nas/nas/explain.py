@@ -247,11 +247,15 @@ def _branches(kernels: tuple[Kernel, ...]) -> int:
 
 
 # ---- against a reference -------------------------------------------------------------------------------------
+NEAR = {"%": 1.0, "": 5.0}  # differences (points of a share, per cent of a count) too small to call either way
+
+
 @dataclass(frozen=True)
 class GuidelineVerdict:
     """One guideline's measure for a network and for the reference (lower follows the guideline better).
 
-    ``unit`` is ``%`` for a share (compared in points) and ``""`` for a count (compared relatively)."""
+    ``unit`` is ``%`` for a share (compared in points) and ``""`` for a count (compared relatively). Within
+    ``NEAR`` of the reference (1 point, or 5% of a count) the network follows the guideline as well as it does."""
 
     guideline: str  # G1 .. G4
     title: str
@@ -264,9 +268,10 @@ class GuidelineVerdict:
 
     @property
     def better(self) -> str:
-        """``this``, ``reference`` or ``equal`` (equal as printed)."""
-        value, reference = self._printed(self.value), self._printed(self.reference_value)
-        return "equal" if value == reference else "this" if value < reference else "reference"
+        """``this``, ``reference`` or ``equal`` (within ``NEAR``)."""
+        if abs(self.difference) < NEAR[self.unit]:
+            return "equal"
+        return "this" if self.value < self.reference_value else "reference"
 
     @property
     def difference(self) -> float:
@@ -277,14 +282,14 @@ class GuidelineVerdict:
         return (self.value / self.reference_value - 1) * 100 if self.reference_value else 0.0
 
     def _printed(self, value: float) -> str:
-        return f"{value:.1f}" if self.unit == "%" else f"{value:.0f}"
+        return f"{value:.1f}"
 
     def text(self, reference: str = "V2 1.0x") -> str:
         """``G1 equal widths: 1x1 MAC 3.1% over the balanced bound (mean c1:c2 1.25, worst 2.42) vs 6.0% (mean
         c1:c2 1.42, worst 4.00): better than V2 1.0x (-2.9 pts)``: lower follows the guideline better."""
         change = f"{self.difference:+.1f} pts" if self.unit == "%" else f"{self.difference:+.1f}%"
         verdict = {
-            "equal": f"as {reference}",
+            "equal": f"as {reference} ({change})",
             "this": f"better than {reference} ({change})",
             "reference": f"worse than {reference} ({change})",
         }[self.better]
@@ -300,8 +305,9 @@ class GuidelineVerdict:
 
 def compare_to_reference(explanation: Explanation, reference: Explanation) -> tuple[GuidelineVerdict, ...]:
     """Per guideline, ``explanation``'s network figure beside ``reference``'s: which follows it better, by how
-    much. G1: 1x1-conv MAC over the balanced bound; G2: share of MAC in grouped 1x1 convs; G3: operators per
-    forward; G4: share of MAC in element-wise kernels."""
+    much. G1: 1x1-conv MAC over the balanced bound; G2: share of MAC in grouped 1x1 convs; G3: conv and pool
+    fragments per unit (the paper's fragmentation; operators per forward grow with depth too); G4: share of MAC in
+    element-wise kernels."""
     this, other = explanation.network, reference.network
 
     def balance(f: GuidelineFigures) -> str:
@@ -311,7 +317,7 @@ def compare_to_reference(explanation: Explanation, reference: Explanation) -> tu
         return "groups " + "/".join(map(str, f.groups or (1,)))
 
     def fragments(f: GuidelineFigures) -> str:
-        return f"{f.fragments_per_unit or 0:.1f} fragments/unit, {f.branches} branches"
+        return f"{f.branches} branches per unit, {f.operators} operators per forward"
 
     def operators(f: GuidelineFigures) -> str:
         return f"{f.elementwise_operator_share:.0%} of operators"
@@ -340,9 +346,9 @@ def compare_to_reference(explanation: Explanation, reference: Explanation) -> tu
         GuidelineVerdict(
             "G3",
             "fragmentation",
-            "{value} operators",
-            this.operators,
-            other.operators,
+            "{value} fragments per unit",
+            this.fragments_per_unit or 0.0,
+            other.fragments_per_unit or 0.0,
             "",
             fragments(this),
             fragments(other),

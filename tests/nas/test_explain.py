@@ -119,13 +119,18 @@ def test_paths_through_units() -> None:
 def test_compare_to_reference_says_which_follows_each_guideline_better() -> None:
     verdicts = {v.guideline: v for v in compare_to_reference(explain(V1_G8), explain(V2_1X))}
     assert [verdicts[g].better for g in ("G1", "G2", "G3", "G4")] == ["reference", "reference", "this", "reference"]
-    assert verdicts["G3"].value == 169 and verdicts["G3"].reference_value == 184
-    assert verdicts["G3"].difference == pytest.approx((169 / 184 - 1) * 100)
+    assert verdicts["G3"].value == 3.1875 and verdicts["G3"].reference_value == 3.375  # fragments per unit
+    assert verdicts["G3"].difference == pytest.approx((3.1875 / 3.375 - 1) * 100)
     assert verdicts["G2"].difference == pytest.approx(round(100 * explain(V1_G8).network.group_share, 1))
     assert verdicts["G2"].text().startswith("G2 group convs: 18.8% of MAC in grouped 1x1 convs (groups 1/8) vs 0.0%")
-    assert verdicts["G3"].text().endswith("better than V2 1.0x (-8.2%)")
+    assert verdicts["G3"].text().endswith("better than V2 1.0x (-5.6%)")
     same = compare_to_reference(explain(V2_1X), explain(V2_1X))
-    assert {v.better for v in same} == {"equal"} and same[0].text().endswith(": as V2 1.0x")
+    assert {v.better for v in same} == {"equal"} and same[0].text().endswith(": as V2 1.0x (+0.0 pts)")
+    half = {
+        v.guideline: v for v in compare_to_reference(explain(BASELINES["shufflenet_v2_x0_5"].genotype), explain(V2_1X))
+    }
+    assert half["G1"].difference == pytest.approx(0.2) and half["G1"].better == "equal"  # the same design: within NEAR
+    assert half["G3"].better == "equal" and half["G4"].better == "this"  # -3.7 points of element-wise MAC
 
 
 def test_the_reference_takes_the_networks_input(tiny_v2: Genotype) -> None:
