@@ -72,13 +72,14 @@ def explanation_lines(explanation: dict[str, Any], target: str) -> list[str]:
         if entry["worse"]:
             parts.append(f"{_names(entry['worse'])} worse")
         if device is not None:
+            rewarded = entry["rewarded"]
             parts.append(
-                f"of these, {_names(entry['rewarded'])} {_verb(entry['rewarded'])} here and explain part of its speed"
-                if entry["rewarded"]
+                f"of these, {_names(rewarded)} {_verb(rewarded)} here, which explains part of its speed"
+                if rewarded
                 else "none of those it follows better holds here"
             )
             if entry["costly"]:
-                parts.append(f"{_names(entry['costly'])} {_verb(entry['costly'])} here and cost it speed")
+                parts.append(f"{_names(entry['costly'])} {_verb(entry['costly'])} here, which costs it speed")
         lines.append("; ".join(parts))
     return lines
 
