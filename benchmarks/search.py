@@ -52,7 +52,7 @@ def interleaved_medians(genotypes: list[Genotype], config: MeasureConfig, rounds
     per_arch: list[list[float]] = [[] for _ in genotypes]
     for _ in range(rounds):
         for index, genotype in enumerate(genotypes):
-            per_arch[index].append(measure_latency(genotype, config).median_ms)
+            per_arch[index].append(measure_latency(genotype, config).comparable_ms)
     return [statistics.median(values) for values in per_arch]
 
 

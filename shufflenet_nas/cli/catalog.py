@@ -16,6 +16,7 @@ from shufflenet_nas.cli.common import (
     space_from_options,
 )
 from shufflenet_nas.cli.console import err, out, print_json
+from shufflenet_nas.cli.errors import UsageError
 
 if TYPE_CHECKING:
     from shufflenet_nas.nas.explain import MeasuredShare
@@ -75,7 +76,7 @@ def describe(
             "(ARCH and ShuffleNet V2 1.0x; a few seconds).",
         ),
     ] = False,
-    threads: Annotated[int, typer.Option(help="CPU threads of the --profile run.")] = 1,
+    threads: Annotated[int | None, typer.Option(help="CPU threads of the --profile run (default 1).")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Per-stage structure, MFLOPs, params, memory access cost and operator count of ARCH, and its figures for
@@ -93,12 +94,14 @@ def describe(
     )
     from shufflenet_nas.search_spaces.plan import network_plan
 
+    if threads is not None and not profile:
+        raise UsageError(f"--threads {threads} sets the threads of the --profile run; add --profile")
     genotype = arch_from_argument(arch, resolution)
     explanation = explain(genotype)
     reference = reference_like(genotype)
     against = reference if reference is not None and reference != genotype else None  # V2 1.0x, unless ARCH is it
     verdicts = compare_to_reference(explanation, explain(against)) if against else ()
-    measured = _profiled([genotype, *([against] if against else [])], threads) if profile else []
+    measured = _profiled([genotype, *([against] if against else [])], threads or 1) if profile else []
     if len(measured) == 2:
         verdicts += (compare_measured(*measured),)
     total = count_cost(genotype)

@@ -280,8 +280,12 @@ def open_study(study_dir: Path | None, storage: str | None, study_name: str | No
     opened read-only."""
     from shufflenet_nas.results import load_study
 
-    if (study_dir is None) == (storage is None):
-        raise UsageError("give a results/<study> directory, or --storage URL with --study NAME, not both")
+    if study_dir is not None and storage is not None:
+        raise UsageError("give a results/<study> directory or --storage URL with --study NAME, not both")
+    if study_dir is None and storage is None:
+        raise UsageError("give a results/<study> directory, or --storage URL with --study NAME")
+    if storage is None and study_name is not None:
+        raise UsageError(f"--study {study_name} names a study in --storage; a results/<study> directory holds one")
     if storage is None:
         with parameters_of("study_dir"):  # the library's `study` is the directory argument here
             return load_study(study_dir)

@@ -114,6 +114,8 @@ def test_describe_profile_measures_the_element_wise_share_of_both(tiny_v2) -> No
     assert data["vs_reference"]["verdicts"][-1]["title"] == "element-wise, measured"
     too_many = runner.invoke(app, ["describe", str(tiny_v2), "--profile", "--threads", "999"])
     assert too_many.exit_code == 2 and "--threads 999: this machine has" in too_many.output
+    unused = runner.invoke(app, ["describe", str(tiny_v2), "--threads", "2"])
+    assert unused.exit_code == 2 and "--threads 2 sets the threads of the --profile run; add --profile" in unused.output
 
 
 def test_describe_imports_no_torch_unless_it_profiles() -> None:

@@ -83,5 +83,6 @@ def test_compare_a_study_in_a_storage_url(tmp_path: Path) -> None:
     assert "best V2-style vs shufflenet_v2_x1_0:" in result.stdout and "G4 element-wise, measured: " in result.stdout
     both = runner.invoke(app, ["compare", str(study), "--storage", url])
     neither = runner.invoke(app, ["compare"])
-    for refused in (both, neither):
-        assert refused.exit_code == 2 and "give a results/<study> directory, or --storage URL" in refused.stderr
+    assert both.exit_code == 2 and "--storage URL with --study NAME, not both" in both.stderr
+    assert neither.exit_code == 2 and "give a results/<study> directory, or --storage URL" in neither.stderr
+    assert "not both" not in neither.stderr

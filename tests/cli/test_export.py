@@ -86,6 +86,7 @@ def test_export_an_architecture_as_standalone_python(tmp_path: Path) -> None:
         (["{tmp}"], "a directory with no study.db"),
         (["{study}", "--storage", "sqlite:///{tmp}/x.db", "--pareto"], "--storage URL with --study NAME, not both"),
         (["--pareto"], "give a results/<study> directory, or --storage URL with --study NAME"),
+        (["{study}", "--study", "other", "--pareto"], "--study other names a study in --storage"),
         (["shufflenet_v2_x0_5", "--out", "{tmp}/file/x.json"], "file/x.json: cannot create its folder (File exists)"),
         (["no_such_net"], "ARCH: 'no_such_net' is not a baseline name"),
     ],
