@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int, str], None]  # (tables done, tables in all, the table just measured)
 
 
+MAX_RESOLUTION = 224  # 4x the paper's 56 px: the widest stack (1728 channels) holds 0.35 GB of activation per image
+
+
 def run_guidelines(
     config: MeasureConfig,
     *,
@@ -54,8 +57,10 @@ def run_guidelines(
         raise InvalidArgumentError(
             f"widths={widths!r}: use some of {', '.join(map(str, WIDTHS))} (the paper's x1/x2/x4)"
         )
-    if resolution < 1:
-        raise InvalidArgumentError(f"resolution={resolution}: need at least 1 pixel")
+    if not 1 <= resolution <= MAX_RESOLUTION:
+        raise InvalidArgumentError(
+            f"resolution={resolution}: use 1 to {MAX_RESOLUTION} pixels (the paper's feature maps are {RESOLUTION})"
+        )
     check_target(config)
     started = time.perf_counter()
     total = len(GUIDELINES) * len(widths)

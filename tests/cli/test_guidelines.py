@@ -48,7 +48,7 @@ def test_tables_and_a_verdict_line_per_guideline() -> None:
     [
         (["--rounds", "3"], 2, "error: --rounds 3, --runs 1: give 5 or more rounds"),
         (["--batch", "0"], 2, "error: --batch 0: need at least 1"),
-        (["--resolution", "0"], 2, "error: --resolution 0: need at least 1 pixel"),
+        (["--resolution", "0"], 2, "error: --resolution 0: use 1 to 224 pixels"),
         (["--threads", "0"], 2, "error: --threads 0: need at least 1"),
         (["--target", "tpu"], 2, "error: --target 'tpu' unknown; use one of cpu, gpu, onnxruntime"),
         (["--runtime", "cudagraph"], 2, "error: --runtime cudagraph does not run with --target cpu"),
