@@ -68,16 +68,20 @@ def explanation_lines(explanation: dict[str, Any], target: str) -> list[str]:
         )
         lines.append(f"on this device ({device['device']}, {device['setup']}, {device['stored_at']}): {verdicts}")
     for family, entry in explanation["best"].items():
-        parts = [f"best {family}: follows {_names(entry['better'])} better than V2 1.0x"]
+        better = entry["better"]
+        parts = [
+            f"best {family}: follows {_names(better)} better than V2 1.0x"
+            if better
+            else f"best {family}: follows no guideline better than V2 1.0x"
+        ]
         if entry["worse"]:
             parts.append(f"{_names(entry['worse'])} worse")
         if device is not None:
             rewarded = entry["rewarded"]
-            parts.append(
-                f"of these, {_names(rewarded)} {_verb(rewarded)} here, which explains part of its speed"
-                if rewarded
-                else "none of those it follows better holds here"
-            )
+            if rewarded:
+                parts.append(f"of these, {_names(rewarded)} {_verb(rewarded)} here, which explains part of its speed")
+            elif better:
+                parts.append(f"{'it does not' if len(better) == 1 else 'none of them'} hold here")
             if entry["costly"]:
                 parts.append(f"{_names(entry['costly'])} {_verb(entry['costly'])} here, which costs it speed")
         lines.append("; ".join(parts))
@@ -89,7 +93,7 @@ def _verb(keys: list[str]) -> str:
 
 
 def _names(keys: list[str]) -> str:
-    return ", ".join(keys) if keys else "none"
+    return ", ".join(keys)
 
 
 def _range(ratios: dict[str, list[float]]) -> str:
