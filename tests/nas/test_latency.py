@@ -145,9 +145,11 @@ def test_normalised_runs_cancel_the_machine_speed() -> None:
     step = NormalizedStep(model, reference, anchor_ms=4.0)
     times = [step() for _ in range(100)]
     assert times == pytest.approx([2.0] * 100)  # what the model takes at the anchor speed, every run
-    # per block of about BLOCK_REFERENCES reference runs (about 16 model runs), the reference's warm-up and timed runs
+    # per block of about BLOCK_REFERENCES reference durations (2 * BLOCK_REFERENCES model runs), the reference's
+    # warm-up and timed runs
     per_block = _normalisation.REFERENCE_WARMUP_RUNS + 1
-    assert 5 * per_block <= calls["reference"] <= per_block * math.ceil(100 / (2 * _normalisation.BLOCK_REFERENCES))
+    blocks = math.ceil(100 / (2 * _normalisation.BLOCK_REFERENCES))
+    assert calls["reference"] % per_block == 0 and 2 * per_block <= calls["reference"] <= per_block * blocks
     assert step.provenance()["reference_anchor_ms"] == 4.0 and set(step.raw_ms) <= {2.0, 3.4}
 
 

@@ -2,10 +2,11 @@
 
 A fixed reference network runs before each block of runs of about ``BLOCK_REFERENCES`` times its own duration,
 and each run of the block is scaled by ``anchor / reference``. Both networks run untimed first (the reference
-``REFERENCE_WARMUP_RUNS`` times before its timed run, the network once after it), so each is timed warm: right
-after another network the reference runs 10-15% slower for two runs, more so after a larger network, which
-biased every scaled ratio towards 1 (+7% for V2 0.5x / V2 1.0x); and the reference evicted a small network's
-weights before its runs. The anchor, the reference's raw 10th percentile (its speed when the machine is least
+``REFERENCE_WARMUP_RUNS`` times before its timed run, the network ``WARMUP_RUNS`` times after it), so each is
+timed warm: right after another network the reference runs 10-15% slower for two runs, more so after a larger
+network, which biased every scaled ratio towards 1 (+7% for V2 0.5x / V2 1.0x); and the network runs slower for
+its first runs after the reference (V2 0.5x: raw median 3-4% above torch.utils.benchmark's with one warm-up run,
+1.4% with three). The anchor, the reference's raw 10th percentile (its speed when the machine is least
 disturbed), is measured once per device and config and kept in ``anchors.json`` in the cache directory, so
 every process scales by the same number; each process re-checks it once, and lowers it when this run finds
 the machine faster (an anchor taken while the machine was busy would inflate every scaled figure).
@@ -39,12 +40,13 @@ ANCHOR_CHECK_SHARE = 0.1  # each process re-checks the stored anchor with a tent
 REANCHOR_BELOW = 0.05  # a re-check this much faster than the stored anchor replaces it
 BLOCK_REFERENCES = 8  # a block of timed runs lasts about this many reference runs
 REFERENCE_WARMUP_RUNS = 3  # after another network the reference runs 10-15% slower until its third run
+WARMUP_RUNS = 3  # and the network measured: 1 left its raw median 3-4% above torch.utils.benchmark's
 
 
 class NormalizedStep:
     """``step`` in blocks of about ``BLOCK_REFERENCES`` reference durations, each after ``REFERENCE_WARMUP_RUNS``
-    untimed runs of the reference, a timed one and an untimed run of ``step``; returns each run's ms scaled by
-    ``anchor_ms / the block's reference ms``. ``raw_ms`` keeps the unscaled runs."""
+    untimed runs of the reference, a timed one and ``WARMUP_RUNS`` untimed runs of ``step``; returns each run's ms
+    scaled by ``anchor_ms / the block's reference ms``. ``raw_ms`` keeps the unscaled runs."""
 
     def __init__(self, step: Step, reference: Step, anchor_ms: float) -> None:
         self.step, self.reference, self.anchor_ms = step, reference, anchor_ms
@@ -57,7 +59,8 @@ class NormalizedStep:
             for _ in range(REFERENCE_WARMUP_RUNS):
                 self.reference()
             self.reference_ms.append(self.reference())
-            self.step()  # and then the network's
+            for _ in range(WARMUP_RUNS):
+                self.step()
             self._block_left_ms = BLOCK_REFERENCES * self.reference_ms[-1]
         ms = self.step()
         self._block_left_ms -= ms
