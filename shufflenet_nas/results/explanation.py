@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from shufflenet_nas.guidelines.report import decided_by
 from shufflenet_nas.guidelines.result import GuidelinesResult
+from shufflenet_nas.guidelines.store import device_key
 from shufflenet_nas.guidelines.verdicts import DOES_NOT_HOLD, HOLDS
 from shufflenet_nas.nas.explain import REFERENCE
 from shufflenet_nas.results.summary import StudySummary
@@ -17,16 +19,14 @@ def device_verdicts(stored: tuple[GuidelinesResult, str] | None) -> dict[str, An
     if stored is None:
         return None
     result, stored_at = stored
-    p = result.provenance
     return {
-        "device": f"{p.get('target')}/{p.get('runtime')} on {p.get('device')}",
-        "setup": f"{p.get('threads')} thread(s), batch {result.batch}, {p.get('dtype')}, widths "
-        + ", ".join(f"x{width}" for width in result.widths),
+        "device": device_key(result.provenance),
+        "setup": f"batch {result.batch}, widths " + ", ".join(f"x{width}" for width in result.widths),
         "stored_at": stored_at,
         "verdicts": {
             g.key: {
                 "verdict": g.verdict,
-                "decided_by": f"t({g.faster}) / t({g.slower})",
+                "decided_by": decided_by(g),
                 "ratios": {f"x{t.width}": [t.ratio, t.low, t.high] for t in g.tables},
             }
             for g in result.guidelines
